@@ -1,0 +1,50 @@
+/**
+ * The agent ↔ server protocol: enrollment and check-in bodies. Both sides import these
+ * schemas, so a field cannot drift between them.
+ */
+import { z } from 'zod';
+import { LIMITS, PackageFact, PackageKey, Sha256Hex, SystemFacts } from './facts.js';
+
+export const PROTOCOL_VERSION = 1;
+
+export const EnrollRequest = z.strictObject({
+  secret: z.string().min(16).max(256),
+  system: SystemFacts,
+});
+export type EnrollRequest = z.infer<typeof EnrollRequest>;
+
+export const EnrollResponse = z.object({
+  deviceId: z.string(),
+  token: z.string(),
+  checkinIntervalSeconds: z.number().int().positive(),
+});
+export type EnrollResponse = z.infer<typeof EnrollResponse>;
+
+export const InventoryUpdate = z.discriminatedUnion('mode', [
+  z.strictObject({ mode: z.literal('same'), hash: Sha256Hex }),
+  z.strictObject({
+    mode: z.literal('delta'),
+    base: Sha256Hex,
+    hash: Sha256Hex,
+    add: z.array(PackageFact).max(LIMITS.maxPackages),
+    remove: z.array(PackageKey).max(LIMITS.maxPackages),
+  }),
+  z.strictObject({ mode: z.literal('full'), hash: Sha256Hex, packages: z.array(PackageFact).max(LIMITS.maxPackages) }),
+]);
+export type InventoryUpdate = z.infer<typeof InventoryUpdate>;
+
+export const CheckinRequest = z.strictObject({
+  protocol: z.literal(PROTOCOL_VERSION),
+  systemHash: Sha256Hex,
+  /** Sent only when systemHash differs from the one the server last acknowledged. */
+  system: SystemFacts.optional(),
+  inventory: InventoryUpdate,
+});
+export type CheckinRequest = z.infer<typeof CheckinRequest>;
+
+export const CheckinResponse = z.object({
+  inventoryHash: Sha256Hex,
+  systemHash: Sha256Hex,
+  nextCheckinSeconds: z.number().int().positive(),
+});
+export type CheckinResponse = z.infer<typeof CheckinResponse>;

@@ -1,1 +1,4 @@
-export {};
+export * from './collectors/index.js';
+export * from './run.js';
+export * from './state.js';
+export { request, normalizeServerUrl } from './transport.js';

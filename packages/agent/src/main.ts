@@ -1,1 +1,88 @@
-export {};
+/**
+ * The agent's own entry point, bundled into one file (dist/patchwarden-agent.mjs) for devices:
+ * it imports only core and agent code. Same commands as `patchwarden agent …`.
+ */
+import { parseArgs } from 'node:util';
+import { DEFAULT_DATA_DIR, PatchwardenError } from '@patchwarden/core';
+import { checkinOnce, enrollAgent, runLoop } from './run.js';
+
+const USAGE = `usage: patchwarden-agent <command> [options]
+
+commands:
+  enroll --server URL --secret S   enroll this device
+  run [--once] [--interval S]      check in now, then on an interval with jitter
+
+options:
+  --data-dir DIR      identity and state (default ${DEFAULT_DATA_DIR}/agent)
+  --root DIR          read facts below this root (default /)
+  --dpkg-status FILE  read this dpkg status file
+  --force             enroll again as a new device`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      server: { type: 'string' },
+      secret: { type: 'string' },
+      'data-dir': { type: 'string', default: process.env.PATCHWARDEN_AGENT_DATA_DIR ?? `${DEFAULT_DATA_DIR}/agent` },
+      root: { type: 'string', default: '/' },
+      'dpkg-status': { type: 'string' },
+      once: { type: 'boolean' },
+      force: { type: 'boolean' },
+      interval: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const cmd = positionals[0];
+  if (values.help || !cmd) {
+    console.log(USAGE);
+    return cmd || values.help ? 0 : 2;
+  }
+  const opts = {
+    dataDir: values['data-dir']!,
+    collect: { root: values.root!, ...(values['dpkg-status'] ? { dpkgStatus: values['dpkg-status'] } : {}) },
+  };
+  if (cmd === 'enroll') {
+    if (!values.server || !values.secret) throw new PatchwardenError('E_VALIDATION', 'enroll needs --server and --secret');
+    const s = await enrollAgent({ ...opts, server: values.server, secret: values.secret, force: !!values.force });
+    console.log(`enrolled as device ${s.deviceId}`);
+    return 0;
+  }
+  if (cmd === 'run') {
+    if (values.once) {
+      const r = await checkinOnce(opts);
+      console.log(`checked in: ${r.packages} packages, sent ${r.mode} (${r.bytesSent} bytes)`);
+      return 0;
+    }
+    const controller = new AbortController();
+    process.once('SIGINT', () => controller.abort());
+    process.once('SIGTERM', () => controller.abort());
+    const interval = values.interval ? Number(values.interval) : undefined;
+    await runLoop({
+      ...opts,
+      ...(interval ? { intervalSeconds: interval } : {}),
+      signal: controller.signal,
+      onResult: (r) => console.log(`${new Date().toISOString()} checked in: ${r.packages} packages, sent ${r.mode}`),
+      onError: (err, retry) => console.error(`check-in failed: ${(err as Error).message}; retrying in ${Math.round(retry)} s`),
+    });
+    return 0;
+  }
+  console.error(`unknown command '${cmd}'\n\n${USAGE}`);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof PatchwardenError) {
+      console.error(`error ${err.code}: ${err.message}${err.hint ? `\n  → ${err.hint}` : ''}`);
+      process.exitCode = err.exitCode;
+    } else {
+      console.error(`error: ${(err as Error).message}`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,1 +1,1 @@
-export {};
+export { run, buildProgram } from './main.js';

@@ -5,3 +5,4 @@ export * from './inventory.js';
 export * from './protocol.js';
 export * from './states.js';
 export * from './version/index.js';
+export * from './defaults.js';

@@ -1,0 +1,182 @@
+/** Enrollment, one check-in, and the check-in loop with jitter and backoff. */
+import {
+  canonicalDigest,
+  diffInventories,
+  EnrollResponse,
+  inventoryHash,
+  PatchwardenError,
+  PROTOCOL_VERSION,
+  type CheckinRequest,
+  type CheckinResponse,
+  type InventoryUpdate,
+  type PackageFact,
+  type SystemFacts,
+} from '@patchwarden/core';
+import { collectFacts, type CollectOptions } from './collectors/index.js';
+import { loadAckedInventory, loadState, saveAckedInventory, saveState, stateExists, type AgentState } from './state.js';
+import { normalizeServerUrl, request } from './transport.js';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface AgentOptions {
+  dataDir: string;
+  collect: CollectOptions;
+}
+
+async function collect(opts: AgentOptions) {
+  const facts = await collectFacts(opts.collect);
+  const system: SystemFacts = { ...facts.system, agentVersion: AGENT_VERSION };
+  return { system, packages: facts.packages };
+}
+
+export async function enrollAgent(
+  opts: AgentOptions & { server: string; secret: string; force?: boolean; installs?: boolean },
+): Promise<AgentState> {
+  if (stateExists(opts.dataDir) && !opts.force) {
+    const s = loadState(opts.dataDir);
+    throw new PatchwardenError('E_CONFLICT', `this agent is enrolled already as device ${s.deviceId} with ${s.server}`, {
+      hint: 'pass --force to enroll again as a new device, or use another --data-dir',
+    });
+  }
+  const server = normalizeServerUrl(opts.server).origin;
+  const { system } = await collect(opts);
+  const res = await request<unknown>(server, 'POST', '/api/v1/enroll', { body: { secret: opts.secret, system } });
+  const parsed = EnrollResponse.safeParse(res.body);
+  if (!parsed.success) throw new PatchwardenError('E_INTERNAL', 'the server answered enrollment with an unexpected body');
+  const state: AgentState = {
+    server,
+    deviceId: parsed.data.deviceId,
+    token: parsed.data.token,
+    enrolledAt: new Date().toISOString(),
+    checkinIntervalSeconds: parsed.data.checkinIntervalSeconds,
+    installs: opts.installs ?? false,
+    acked: null,
+  };
+  saveState(opts.dataDir, state);
+  return state;
+}
+
+export interface CheckinResult {
+  mode: InventoryUpdate['mode'];
+  sentSystem: boolean;
+  bytesSent: number;
+  packages: number;
+  /** The server had lost the base and the agent sent everything again. */
+  resent: boolean;
+  response: CheckinResponse;
+}
+
+function buildRequest(
+  state: AgentState,
+  system: SystemFacts,
+  systemHash: string,
+  packages: PackageFact[],
+  hash: string,
+  dataDir: string,
+  forceFull: boolean,
+): CheckinRequest {
+  const acked = forceFull ? null : state.acked;
+  let inventory: InventoryUpdate;
+  if (acked && acked.inventoryHash === hash) {
+    inventory = { mode: 'same', hash };
+  } else {
+    const base = acked ? loadAckedInventory(dataDir) : null;
+    const delta = base && base.hash === acked?.inventoryHash ? diffInventories(base.packages, packages) : null;
+    // a delta larger than a third of the inventory saves little and costs the server more
+    if (delta && base && delta.add.length + delta.remove.length <= Math.max(50, packages.length / 3)) {
+      inventory = { mode: 'delta', base: base.hash, hash, add: delta.add, remove: delta.remove };
+    } else {
+      inventory = { mode: 'full', hash, packages };
+    }
+  }
+  const req: CheckinRequest = { protocol: PROTOCOL_VERSION, systemHash, inventory };
+  if (!acked || acked.systemHash !== systemHash) req.system = system;
+  return req;
+}
+
+export async function checkinOnce(opts: AgentOptions): Promise<CheckinResult> {
+  const state = loadState(opts.dataDir);
+  const { system, packages } = await collect(opts);
+  const systemHash = canonicalDigest(system);
+  const hash = inventoryHash(packages);
+  const post = (body: CheckinRequest) =>
+    request<CheckinResponse>(state.server, 'POST', '/api/v1/agent/checkin', { token: state.token, body });
+  let resent = false;
+  let first = buildRequest(state, system, systemHash, packages, hash, opts.dataDir, false);
+  let res;
+  try {
+    res = await post(first);
+  } catch (err) {
+    const code = err instanceof PatchwardenError ? err.code : undefined;
+    if (code !== 'E_INVENTORY_BASE_UNKNOWN' && code !== 'E_INVENTORY_HASH_MISMATCH') throw err;
+    resent = true;
+    first = buildRequest(state, system, systemHash, packages, hash, opts.dataDir, true);
+    res = await post(first);
+  }
+  if (first.inventory.mode !== 'same') saveAckedInventory(opts.dataDir, hash, packages);
+  saveState(opts.dataDir, { ...state, acked: { systemHash, inventoryHash: hash }, checkinIntervalSeconds: res.body.nextCheckinSeconds });
+  return {
+    mode: first.inventory.mode,
+    sentSystem: first.system !== undefined,
+    bytesSent: res.bytesSent,
+    packages: packages.length,
+    resent,
+    response: res.body,
+  };
+}
+
+export interface LoopOptions extends AgentOptions {
+  /** Overrides the server's interval (seconds). */
+  intervalSeconds?: number;
+  signal?: AbortSignal;
+  onResult?: (r: CheckinResult) => void;
+  onError?: (err: unknown, retryInSeconds: number) => void;
+  random?: () => number;
+}
+
+/** ±10 % jitter, so a fleet that started together does not check in together. */
+export function jittered(seconds: number, random: () => number = Math.random): number {
+  return seconds * (0.9 + 0.2 * random());
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+}
+
+/** Checks in until aborted. Fatal errors (revoked, not enrolled) end the loop by throwing. */
+export async function runLoop(opts: LoopOptions): Promise<void> {
+  const random = opts.random ?? Math.random;
+  let failures = 0;
+  while (!opts.signal?.aborted) {
+    let waitSeconds: number;
+    try {
+      const r = await checkinOnce(opts);
+      failures = 0;
+      opts.onResult?.(r);
+      waitSeconds = jittered(opts.intervalSeconds ?? r.response.nextCheckinSeconds, random);
+    } catch (err) {
+      const code = err instanceof PatchwardenError ? err.code : undefined;
+      if (code === 'E_DEVICE_REVOKED' || code === 'E_NOT_ENROLLED' || code === 'E_UNAUTHENTICATED' || code === 'E_CONFIG_INVALID') throw err;
+      failures++;
+      const interval = opts.intervalSeconds ?? loadStateSafe(opts.dataDir)?.checkinIntervalSeconds ?? 300;
+      waitSeconds = Math.min(interval, 2 ** Math.min(failures, 10)) * (0.5 + random());
+      opts.onError?.(err, waitSeconds);
+    }
+    await sleep(waitSeconds * 1000, opts.signal);
+  }
+}
+
+function loadStateSafe(dataDir: string): AgentState | null {
+  try {
+    return loadState(dataDir);
+  } catch {
+    return null;
+  }
+}

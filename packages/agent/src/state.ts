@@ -1,0 +1,73 @@
+/**
+ * What the agent keeps in its data directory: its identity (agent.json, owner-only) and the
+ * last inventory the server acknowledged (the base of the next delta). Files are replaced
+ * atomically, so a crash leaves the old or the new file, never half of one.
+ */
+import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { PackageFact, PatchwardenError, Sha256Hex } from '@patchwarden/core';
+
+export const AgentState = z.object({
+  server: z.string(),
+  deviceId: z.string(),
+  token: z.string(),
+  enrolledAt: z.string(),
+  checkinIntervalSeconds: z.number().int().positive(),
+  /** Report-only agents collect and report; they never install (the default). */
+  installs: z.boolean().default(false),
+  acked: z.object({ systemHash: Sha256Hex, inventoryHash: Sha256Hex }).nullable().default(null),
+});
+export type AgentState = z.infer<typeof AgentState>;
+
+const STATE_FILE = 'agent.json';
+const INVENTORY_FILE = 'acked-inventory.json';
+
+function writeAtomic(path: string, data: string, mode = 0o600): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, data, { mode });
+  renameSync(tmp, path);
+}
+
+export function stateExists(dataDir: string): boolean {
+  return existsSync(join(dataDir, STATE_FILE));
+}
+
+export function loadState(dataDir: string): AgentState {
+  const path = join(dataDir, STATE_FILE);
+  if (!existsSync(path)) {
+    throw new PatchwardenError('E_NOT_ENROLLED', `this agent is not enrolled (no ${path})`, {
+      hint: 'run `patchwarden agent enroll --server URL --secret S` first',
+    });
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new PatchwardenError('E_CONFIG_INVALID', `cannot read ${path}: ${(err as Error).message}`, { hint: 'enroll the agent again' });
+  }
+  const r = AgentState.safeParse(raw);
+  if (!r.success) throw new PatchwardenError('E_CONFIG_INVALID', `${path} is damaged: ${r.error.issues[0]?.message}`, { hint: 'enroll again' });
+  return r.data;
+}
+
+export function saveState(dataDir: string, state: AgentState): void {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  writeAtomic(join(dataDir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+}
+
+const AckedInventory = z.object({ hash: Sha256Hex, packages: z.array(PackageFact) });
+
+/** The acknowledged inventory, or null when missing or unreadable (the next report is full). */
+export function loadAckedInventory(dataDir: string): z.infer<typeof AckedInventory> | null {
+  try {
+    const r = AckedInventory.safeParse(JSON.parse(readFileSync(join(dataDir, INVENTORY_FILE), 'utf8')));
+    return r.success ? r.data : null;
+  } catch {
+    return null;
+  }
+}
+
+export function saveAckedInventory(dataDir: string, hash: string, packages: PackageFact[]): void {
+  writeAtomic(join(dataDir, INVENTORY_FILE), JSON.stringify({ hash, packages }));
+}

@@ -1,0 +1,51 @@
+/** The CLI's client of the admin API: where the server is and which token to use. */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ADMIN_TOKEN_FILE, DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, errorFromBody, PatchwardenError } from '@patchwarden/core';
+
+export interface ClientOptions {
+  server?: string;
+  token?: string;
+  dataDir?: string;
+}
+
+export class ApiClient {
+  constructor(
+    readonly server: string,
+    private readonly token: string,
+  ) {}
+
+  static from(opts: ClientOptions): ApiClient {
+    const server = opts.server ?? process.env.PATCHWARDEN_SERVER ?? `http://${DEFAULT_HOST}:${DEFAULT_PORT}`;
+    let token = opts.token ?? process.env.PATCHWARDEN_TOKEN;
+    if (!token) {
+      const file = join(opts.dataDir ?? process.env.PATCHWARDEN_DATA_DIR ?? DEFAULT_DATA_DIR, ADMIN_TOKEN_FILE);
+      if (existsSync(file)) token = readFileSync(file, 'utf8').trim();
+    }
+    if (!token) {
+      throw new PatchwardenError('E_UNAUTHENTICATED', 'no admin token', {
+        hint: `pass --token, set PATCHWARDEN_TOKEN, or run from the directory holding ${DEFAULT_DATA_DIR}/${ADMIN_TOKEN_FILE}`,
+      });
+    }
+    return new ApiClient(server.replace(/\/+$/, ''), token);
+  }
+
+  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let res: globalThis.Response;
+    try {
+      res = await fetch(this.server + path, {
+        method,
+        headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    } catch (err) {
+      throw new PatchwardenError('E_SERVER_UNREACHABLE', `cannot reach ${this.server}: ${(err as Error).cause ?? (err as Error).message}`, {
+        hint: 'is the server running? Start it with `npm start` or `patchwarden server`, or pass --server URL',
+      });
+    }
+    const text = await res.text();
+    const parsed: unknown = text ? JSON.parse(text) : undefined;
+    if (!res.ok) throw errorFromBody(res.status, parsed);
+    return parsed as T;
+  }
+}

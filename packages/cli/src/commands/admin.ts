@@ -1,0 +1,209 @@
+/** Commands that talk to the admin API: devices, groups, enrollment secrets. */
+import type { Command } from 'commander';
+import { PatchwardenError } from '@patchwarden/core';
+import type { DeviceDetail, DeviceSummary } from '@patchwarden/server';
+import { ApiClient, type ClientOptions } from '../client.js';
+import { ago, printJson, table, type Column } from '../output.js';
+
+type Flags = ClientOptions & { json?: boolean };
+
+function withClient(cmd: Command): Command {
+  return cmd
+    .option('--server <url>', 'server URL (default $PATCHWARDEN_SERVER or http://127.0.0.1:8060)')
+    .option('--token <token>', 'admin token (default $PATCHWARDEN_TOKEN or <data-dir>/admin-token)')
+    .option('--data-dir <dir>', "the server's data directory, to find its admin-token file")
+    .option('--json', 'print JSON instead of a table');
+}
+
+const client = (f: Flags) => ApiClient.from(f);
+const q = (params: Record<string, string | number | undefined>) => {
+  const s = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== '') s.set(k, String(v));
+  const t = s.toString();
+  return t ? `?${t}` : '';
+};
+const enc = encodeURIComponent;
+
+const inventoryCell = (d: DeviceSummary) =>
+  d.inventory.status === 'unsupported' ? 'unsupported' : d.inventory.status === 'none' ? 'pending' : String(d.packageCount);
+
+const deviceColumns: Column<DeviceSummary>[] = [
+  { header: 'id', get: (d) => d.id.slice(0, 8) },
+  { header: 'hostname', get: (d) => d.hostname },
+  { header: 'os', get: (d) => d.os?.prettyName ?? d.os?.family },
+  { header: 'group', get: (d) => d.group?.name },
+  { header: 'labels', get: (d) => d.labels.join(',') || undefined },
+  { header: 'packages', get: inventoryCell, align: 'right' },
+  { header: 'last check-in', get: (d) => ago(d.lastSeenAt) },
+  { header: 'status', get: (d) => d.status },
+];
+
+function printDevice(d: DeviceDetail) {
+  const rows: [string, string][] = [
+    ['id', d.id],
+    ['hostname', d.hostname],
+    ['status', d.status],
+    ['group', d.group?.name ?? '-'],
+    ['labels', d.labels.join(', ') || '-'],
+    ['os', d.os ? `${d.os.prettyName ?? d.os.family} (${d.os.machine}${d.os.packageArch ? `, ${d.os.packageArch}` : ''})` : '-'],
+    ['kernel', d.kernel ?? '-'],
+    ['time zone', d.timezone ?? '-'],
+    ['reboot required', d.rebootRequired ? 'yes' : 'no'],
+    ['agent', d.agentVersion ?? '-'],
+    ['enrolled', d.enrolledAt],
+    ['last check-in', d.lastSeenAt ? `${d.lastSeenAt} (${ago(d.lastSeenAt)})` : 'never'],
+    ['packages', inventoryCell(d)],
+    ...d.collectors.map((c): [string, string] => [`collector ${c.name}`, `${c.status}${c.message ? `: ${c.message}` : ''}`]),
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);
+}
+
+export function adminCommands(program: Command): void {
+  const devices = program.command('devices').description('list and manage enrolled devices');
+
+  withClient(devices.command('list').description('list devices'))
+    .option('--search <text>', 'match hostname or OS')
+    .option('--group <name>', 'only this group')
+    .option('--label <label>', 'only devices with this label')
+    .option('--status <status>', 'active or revoked')
+    .option('--sort <field>', 'hostname, lastSeen, packages or os', 'hostname')
+    .option('--order <order>', 'asc or desc', 'asc')
+    .option('--limit <n>', 'page size (max 1000)', '100')
+    .option('--offset <n>', 'skip this many', '0')
+    .action(async (f: Flags & Record<string, string | undefined>) => {
+      const res = await client(f).call<{ items: DeviceSummary[]; total: number }>(
+        'GET',
+        `/api/v1/devices${q({ search: f.search, group: f.group, label: f.label, status: f.status, sort: f.sort, order: f.order, limit: f.limit, offset: f.offset })}`,
+      );
+      if (f.json) return printJson(res);
+      if (res.items.length === 0) {
+        console.log(res.total === 0 ? 'No devices yet. Enroll one: patchwarden agent enroll --server URL --secret S' : 'No devices on this page.');
+        return;
+      }
+      console.log(table(res.items, deviceColumns));
+      console.log(`\n${res.items.length} of ${res.total} devices`);
+    });
+
+  withClient(devices.command('show').description('one device: facts and installed packages').argument('<device>', 'device id or hostname'))
+    .option('--search <text>', 'only packages whose name or source contains this')
+    .option('--limit <n>', 'packages to show (max 1000)', '1000')
+    .option('--offset <n>', 'skip this many packages', '0')
+    .action(async (ref: string, f: Flags & { search?: string; limit: string; offset: string }) => {
+      const c = client(f);
+      const d = await c.call<DeviceDetail>('GET', `/api/v1/devices/${enc(ref)}`);
+      const pk = await c.call<{ items: { name: string; version: string; arch: string; source?: string; sourceVersion?: string; state: string }[]; total: number }>(
+        'GET',
+        `/api/v1/devices/${enc(d.id)}/packages${q({ search: f.search, limit: f.limit, offset: f.offset })}`,
+      );
+      if (f.json) return printJson({ ...d, packages: pk });
+      printDevice(d);
+      if (pk.total > 0) {
+        console.log('');
+        console.log(table(pk.items, [
+          { header: 'package', get: (p) => p.name },
+          { header: 'version', get: (p) => p.version },
+          { header: 'arch', get: (p) => p.arch },
+          { header: 'source', get: (p) => (p.source || p.sourceVersion ? `${p.source ?? p.name} ${p.sourceVersion ?? p.version}` : undefined) },
+          { header: 'state', get: (p) => p.state },
+        ]));
+        console.log(`\n${pk.items.length} of ${pk.total} packages`);
+      }
+    });
+
+  withClient(devices.command('revoke').description('revoke a device: its token stops working at once').argument('<device>', 'device id or hostname')).action(
+    async (ref: string, f: Flags) => {
+      const d = await client(f).call<DeviceDetail>('POST', `/api/v1/devices/${enc(ref)}/revoke`);
+      if (f.json) printJson(d);
+      else console.log(`revoked device ${d.id} (${d.hostname})`);
+    },
+  );
+
+  withClient(
+    devices
+      .command('group')
+      .description('put a device in a static group')
+      .argument('<device>', 'device id or hostname')
+      .argument('[group]', 'group name; omit with --none'),
+  )
+    .option('--none', 'take the device out of its group')
+    .action(async (ref: string, group: string | undefined, f: Flags & { none?: boolean }) => {
+      if (!group && !f.none) throw new PatchwardenError('E_VALIDATION', 'name a group, or pass --none');
+      const d = await client(f).call<DeviceDetail>('PUT', `/api/v1/devices/${enc(ref)}/group`, { group: f.none ? null : group });
+      if (f.json) printJson(d);
+      else console.log(`${d.hostname}: group ${d.group?.name ?? '(none)'}`);
+    });
+
+  withClient(devices.command('label').description('add or remove labels').argument('<device>', 'device id or hostname'))
+    .option('--add <labels...>', 'labels to add')
+    .option('--remove <labels...>', 'labels to remove')
+    .action(async (ref: string, f: Flags & { add?: string[]; remove?: string[] }) => {
+      if (!f.add && !f.remove) throw new PatchwardenError('E_VALIDATION', 'pass --add and/or --remove');
+      const d = await client(f).call<DeviceDetail>('POST', `/api/v1/devices/${enc(ref)}/labels`, { add: f.add ?? [], remove: f.remove ?? [] });
+      if (f.json) printJson(d);
+      else console.log(`${d.hostname}: labels ${d.labels.join(', ') || '(none)'}`);
+    });
+
+  const groups = program.command('groups').description('static device groups');
+  type Group = { id: string; name: string; description: string; deviceCount: number; createdAt: string };
+  withClient(groups.command('list').description('list groups')).action(async (f: Flags) => {
+    const res = await client(f).call<{ items: Group[] }>('GET', '/api/v1/groups');
+    if (f.json) return printJson(res);
+    if (res.items.length === 0) return console.log('No groups yet. Create one: patchwarden groups create NAME');
+    console.log(table(res.items, [
+      { header: 'name', get: (g) => g.name },
+      { header: 'devices', get: (g) => g.deviceCount, align: 'right' },
+      { header: 'description', get: (g) => g.description || undefined },
+      { header: 'id', get: (g) => g.id },
+    ]));
+  });
+  withClient(groups.command('create').description('create a group').argument('<name>', 'group name'))
+    .option('--description <text>', 'what the group is for', '')
+    .action(async (name: string, f: Flags & { description: string }) => {
+      const g = await client(f).call<Group>('POST', '/api/v1/groups', { name, description: f.description });
+      if (f.json) printJson(g);
+      else console.log(`created group ${g.name} (${g.id})`);
+    });
+  withClient(groups.command('delete').description('delete a group; its devices stay, without a group').argument('<group>', 'name or id')).action(
+    async (ref: string, f: Flags) => {
+      await client(f).call('DELETE', `/api/v1/groups/${enc(ref)}`);
+      if (f.json) printJson({ deleted: ref });
+      else console.log(`deleted group ${ref}`);
+    },
+  );
+
+  const secrets = program.command('secrets').description('enrollment secrets: what a new agent needs to enroll');
+  type Secret = { id: string; name: string; group: { name: string } | null; createdAt: string; revokedAt: string | null; lastUsedAt: string | null; uses: number; secret?: string };
+  const showSecret = (s: Secret, f: Flags) => {
+    if (f.json) return printJson(s);
+    console.log(`enrollment secret ${s.id} (${s.name}${s.group ? `, joins group ${s.group.name}` : ''})`);
+    console.log(`  secret: ${s.secret}`);
+    console.log('  shown only now: store it safely. Enroll with: patchwarden agent enroll --server URL --secret <secret>');
+  };
+  withClient(secrets.command('list').description('list secrets (never their values)')).action(async (f: Flags) => {
+    const res = await client(f).call<{ items: Secret[] }>('GET', '/api/v1/enrollment-secrets');
+    if (f.json) return printJson(res);
+    if (res.items.length === 0) return console.log('No enrollment secrets. Create one: patchwarden secrets create NAME');
+    console.log(table(res.items, [
+      { header: 'id', get: (s) => s.id },
+      { header: 'name', get: (s) => s.name },
+      { header: 'group', get: (s) => s.group?.name },
+      { header: 'uses', get: (s) => s.uses, align: 'right' },
+      { header: 'last used', get: (s) => (s.lastUsedAt ? ago(s.lastUsedAt) : 'never') },
+      { header: 'status', get: (s) => (s.revokedAt ? 'revoked' : 'active') },
+    ]));
+  });
+  withClient(secrets.command('create').description('create a secret (its value is shown once)').argument('<name>', 'what it is for'))
+    .option('--group <group>', 'devices enrolled with it join this group')
+    .action(async (name: string, f: Flags & { group?: string }) => {
+      showSecret(await client(f).call<Secret>('POST', '/api/v1/enrollment-secrets', { name, group: f.group ?? null }), f);
+    });
+  withClient(secrets.command('rotate').description('give a secret a new value; the old value stops working').argument('<id>', 'secret id')).action(
+    async (id: string, f: Flags) => showSecret(await client(f).call<Secret>('POST', `/api/v1/enrollment-secrets/${enc(id)}/rotate`), f),
+  );
+  withClient(secrets.command('revoke').description('revoke a secret').argument('<id>', 'secret id')).action(async (id: string, f: Flags) => {
+    const s = await client(f).call<Secret>('POST', `/api/v1/enrollment-secrets/${enc(id)}/revoke`);
+    if (f.json) printJson(s);
+    else console.log(`revoked enrollment secret ${s.id} (${s.name})`);
+  });
+}

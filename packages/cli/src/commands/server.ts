@@ -1,0 +1,91 @@
+import { existsSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import type { Command } from 'commander';
+import { ADMIN_TOKEN_FILE } from '@patchwarden/core';
+
+interface ServerFlags {
+  port?: string;
+  host?: string;
+  dataDir?: string;
+  database?: string;
+  config?: string;
+  logLevel?: string;
+  checkinInterval?: string;
+}
+
+function serverOptions(cmd: Command): Command {
+  return cmd
+    .option('--port <port>', 'TCP port (default 8060; 0 picks a free one)')
+    .option('--host <host>', 'address to listen on (default 127.0.0.1)')
+    .option('--data-dir <dir>', 'data directory (default ./.patchwarden)')
+    .option('--database <url>', 'postgres://user@host:5432/db, or a SQLite file (default <data-dir>/patchwarden.db)')
+    .option('--config <file>', 'JSON config file (default <data-dir>/server.json if present)')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
+    .option('--checkin-interval <seconds>', 'how often agents check in (default 300)');
+}
+
+async function start(flags: ServerFlags, defaults: { logLevel: string }) {
+  const { loadServerConfig, startServer } = await import('@patchwarden/server');
+  const config = loadServerConfig({
+    flags: {
+      port: flags.port,
+      host: flags.host,
+      dataDir: flags.dataDir,
+      database: flags.database,
+      logLevel: flags.logLevel ?? (process.env.PATCHWARDEN_LOG_LEVEL ? undefined : defaults.logLevel),
+      checkinIntervalSeconds: flags.checkinInterval,
+    },
+    ...(flags.config ? { configFile: flags.config } : {}),
+  });
+  const server = await startServer(config);
+  const stop = async () => {
+    await server.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
+  return { config, server };
+}
+
+function printBanner(url: string, dataDir: string, dbLocation: string, dialect: string, firstToken: string | null) {
+  const rel = relative(process.cwd(), dataDir) || '.';
+  console.log(`\nPatchwarden is running.`);
+  if (firstToken) {
+    console.log(`  Console:   ${url}/#token=${firstToken}`);
+    console.log(`             (this link signs you in: it holds the first admin token, shown only now;`);
+    console.log(`              the token is also in ${join(rel, ADMIN_TOKEN_FILE)}, readable by you alone)`);
+  } else {
+    console.log(`  Console:   ${url}/`);
+    const file = join(dataDir, ADMIN_TOKEN_FILE);
+    console.log(
+      existsSync(file)
+        ? `             (sign in with the admin token in ${join(rel, ADMIN_TOKEN_FILE)})`
+        : `             (sign in with an admin token; \`patchwarden token create\` makes one)`,
+    );
+  }
+  console.log(`  API docs:  ${url}/api/docs`);
+  console.log(`  Database:  ${dialect === 'sqlite' ? 'SQLite' : 'PostgreSQL'} ${dialect === 'sqlite' ? relative(process.cwd(), dbLocation) : dbLocation}`);
+}
+
+export function serverCommands(program: Command): void {
+  serverOptions(program.command('server').description('run the Patchwarden server (API and console)')).action(async (flags: ServerFlags) => {
+    const { config, server } = await start(flags, { logLevel: 'info' });
+    printBanner(server.url, config.dataDir, server.database.location, server.database.dialect, server.firstAdminToken);
+  });
+
+  serverOptions(
+    program
+      .command('start')
+      .description('run the server and a built-in, report-only agent for this machine (what `npm start` runs)'),
+  )
+    .option('--no-agent', 'do not run the built-in agent')
+    .action(async (flags: ServerFlags & { agent: boolean }) => {
+      const { config, server } = await start(flags, { logLevel: 'warn' });
+      printBanner(server.url, config.dataDir, server.database.location, server.database.dialect, server.firstAdminToken);
+      if (flags.agent) {
+        const { startBuiltInAgent } = await import('../local-agent.js');
+        await startBuiltInAgent(server, config.dataDir);
+      }
+      console.log('\nPress Ctrl+C to stop.');
+    });
+}

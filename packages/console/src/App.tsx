@@ -1,0 +1,94 @@
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useEffect, useRef, useSyncExternalStore, type MouseEvent } from 'react';
+import { apiGet, getSession, signOut, subscribeSession } from './api/client';
+import type { Whoami } from './api/types';
+import { PageHeading } from './components/PageHeading';
+import { DevicePage } from './pages/Device';
+import { DevicesPage } from './pages/Devices';
+import { Logo, SignInPage } from './pages/SignIn';
+import { devicesPath, href, useRoute, type Route } from './router';
+
+/** The console: sign-in when there is no token, else the shell around the current page. */
+export function App() {
+  const session = useSyncExternalStore(subscribeSession, getSession);
+  const queryClient = useQueryClient();
+
+  // Nothing fetched with one token may be shown after signing out (or in with another).
+  useEffect(() => {
+    if (!session.token) queryClient.clear();
+  }, [session.token, queryClient]);
+
+  if (!session.token) return <SignInPage notice={session.reason} />;
+  return <Shell />;
+}
+
+function Shell() {
+  const route = useRoute();
+  const mainRef = useRef<HTMLElement>(null);
+  const whoami = useQuery({
+    queryKey: ['whoami'],
+    queryFn: ({ signal }) => apiGet<Whoami>('/whoami', { signal }),
+    staleTime: 5 * 60_000,
+  });
+
+  const skipToMain = (e: MouseEvent<HTMLAnchorElement>) => {
+    e.preventDefault();
+    mainRef.current?.focus();
+  };
+
+  return (
+    <div className="shell">
+      <a className="skip-link" href="#main" onClick={skipToMain}>Skip to main content</a>
+      <header className="shell__header">
+        <a className="brand" href={href(devicesPath)}>
+          <Logo />
+          Patchwarden
+        </a>
+        <nav aria-label="Main" className="nav">
+          <ul>
+            <NavLink path={devicesPath} label="Devices" current={route.name === 'devices' || route.name === 'device'} />
+          </ul>
+        </nav>
+        <div className="account">
+          {whoami.data ? (
+            <span className="account__name" title={`Signed in as ${whoami.data.name}`}>
+              <span className="visually-hidden">Signed in as </span>
+              {whoami.data.name}
+            </span>
+          ) : null}
+          <button type="button" className="button button--small button--quiet"
+            onClick={() => signOut({ tone: 'info', message: 'You have signed out.' })}>
+            Sign out
+          </button>
+        </div>
+      </header>
+      <main className="shell__main" id="main" ref={mainRef} tabIndex={-1}>
+        <CurrentPage route={route} />
+      </main>
+    </div>
+  );
+}
+
+function NavLink({ path, label, current }: { path: string; label: string; current: boolean }) {
+  return (
+    <li>
+      <a className="nav__link" href={href(path)} aria-current={current ? 'page' : undefined}>{label}</a>
+    </li>
+  );
+}
+
+function CurrentPage({ route }: { route: Route }) {
+  switch (route.name) {
+    case 'devices':
+      return <DevicesPage params={route.params} />;
+    case 'device':
+      return <DevicePage key={route.id} id={route.id} params={route.params} />;
+    case 'notFound':
+      return (
+        <>
+          <PageHeading page="notFound">Page not found</PageHeading>
+          <p>There is no page at <code>{route.path}</code>. <a href={href(devicesPath)}>Go to Devices</a>.</p>
+        </>
+      );
+  }
+}

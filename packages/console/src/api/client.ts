@@ -1,0 +1,163 @@
+/**
+ * The API client: the admin token (kept in sessionStorage for this tab only) and typed GETs
+ * that turn every failure into an ApiRequestError carrying the server's code, message and hint.
+ */
+import type { ApiError } from './types';
+
+const TOKEN_KEY = 'patchwarden.adminToken';
+const API_BASE = '/api/v1';
+
+export class ApiRequestError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly hint: string | undefined;
+
+  constructor(status: number, code: string, message: string, hint?: string) {
+    super(message);
+    this.name = 'ApiRequestError';
+    this.status = status;
+    this.code = code;
+    this.hint = hint;
+  }
+}
+
+export function isUnauthorized(err: unknown): boolean {
+  return err instanceof ApiRequestError && err.status === 401;
+}
+
+// --- the token -------------------------------------------------------------------------------
+
+export type SessionNotice = { tone: 'info' | 'error'; message: string };
+export type Session = { token: string | null; reason: SessionNotice | null };
+
+let memoryToken: string | null = null;
+let session: Session = { token: readStoredToken(), reason: null };
+const listeners = new Set<() => void>();
+
+function readStoredToken(): string | null {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    return memoryToken;
+  }
+}
+
+function writeStoredToken(token: string | null): void {
+  memoryToken = token;
+  try {
+    if (token === null) sessionStorage.removeItem(TOKEN_KEY);
+    else sessionStorage.setItem(TOKEN_KEY, token);
+  } catch {
+    // Storage disabled: the token lives in memory for this page only.
+  }
+}
+
+function setSession(next: Session): void {
+  session = next;
+  for (const l of listeners) l();
+}
+
+export function subscribeSession(listener: () => void): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+/** The current session: the token, or why the user was signed out. */
+export function getSession(): Session {
+  return session;
+}
+
+export function signIn(token: string): void {
+  writeStoredToken(token);
+  setSession({ token, reason: null });
+}
+
+/** Forgets the token; `reason` is shown on the sign-in page (e.g. the server's 401 message). */
+export function signOut(reason: SessionNotice | null = null): void {
+  writeStoredToken(null);
+  // Several queries may fail with 401 at once: the first one's reason is the one shown.
+  if (session.token !== null) setSession({ token: null, reason });
+}
+
+/**
+ * Takes `token=<value>` out of the URL fragment (`#token=…`, `#/devices?token=…`), keeps it as
+ * the session's token and rewrites the URL without it so it stays out of history and bookmarks.
+ */
+export function captureTokenFromFragment(): void {
+  const raw = window.location.hash.replace(/^#/, '');
+  const qi = raw.indexOf('?');
+  const isPath = raw.startsWith('/');
+  const path = isPath ? (qi >= 0 ? raw.slice(0, qi) : raw) : '';
+  const query = isPath ? (qi >= 0 ? raw.slice(qi + 1) : '') : raw.replace(/^\?/, '');
+  const parts = query.split('&').filter((p) => p !== '');
+  const tokenPart = parts.find((p) => p.startsWith('token='));
+  if (tokenPart === undefined) return;
+  let token = '';
+  try {
+    token = decodeURIComponent(tokenPart.slice('token='.length)).trim();
+  } catch {
+    token = '';
+  }
+  const kept = parts.filter((p) => !p.startsWith('token='));
+  const rest = path + (kept.length ? `?${kept.join('&')}` : '');
+  const url = window.location.pathname + window.location.search + (rest ? `#${rest}` : '');
+  window.history.replaceState(window.history.state, '', url);
+  if (token) signIn(token);
+}
+
+// --- requests --------------------------------------------------------------------------------
+
+function isApiError(body: unknown): body is ApiError {
+  if (typeof body !== 'object' || body === null || !('error' in body)) return false;
+  const e = (body as { error: unknown }).error;
+  return typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string'
+    && typeof (e as { message?: unknown }).message === 'string';
+}
+
+export type QueryParams = Record<string, string | number | undefined>;
+
+export function withQuery(path: string, params: QueryParams): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== '') q.set(k, String(v));
+  }
+  const s = q.toString();
+  return s ? `${path}?${s}` : path;
+}
+
+type GetOptions = { signal?: AbortSignal; token?: string | null };
+
+/** GET `/api/v1<path>` as JSON. Throws ApiRequestError; never resolves with an error body. */
+export async function apiGet<T>(path: string, opts: GetOptions = {}): Promise<T> {
+  const token = opts.token !== undefined ? opts.token : session.token;
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let res: Response;
+  try {
+    res = await fetch(API_BASE + path, { headers, signal: opts.signal, cache: 'no-store' });
+  } catch (err) {
+    if (err instanceof DOMException && err.name === 'AbortError') throw err;
+    throw new ApiRequestError(0, 'network_error', 'The server could not be reached.',
+      'Check that the Patchwarden server is running and reachable from this browser.');
+  }
+  let body: unknown = null;
+  const text = await res.text();
+  if (text) {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = null;
+    }
+  }
+  if (!res.ok) {
+    if (isApiError(body)) {
+      throw new ApiRequestError(res.status, body.error.code, body.error.message, body.error.hint);
+    }
+    throw new ApiRequestError(res.status, `http_${res.status}`,
+      `The server answered ${res.status} ${res.statusText}`.trim() + '.');
+  }
+  if (body === null) {
+    throw new ApiRequestError(res.status, 'bad_response', 'The server sent a response that is not JSON.');
+  }
+  return body as T;
+}

@@ -1,0 +1,124 @@
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useEffect, useRef, type ReactNode } from 'react';
+import { apiGet } from '../api/client';
+import type { DeviceDetail } from '../api/types';
+import { Badge, Labels, StatusBadge } from '../components/Badge';
+import { ErrorNotice, Loading } from '../components/ErrorNotice';
+import { osLabel, shortHash } from '../components/format';
+import { PackageCount } from '../components/Inventory';
+import { PageHeading } from '../components/PageHeading';
+import { RelativeTime } from '../components/RelativeTime';
+import { useDocumentTitle } from '../components/useDocumentTitle';
+import { devicesPath, href } from '../router';
+import { Collectors } from './device/Collectors';
+import { Packages } from './device/Packages';
+
+const REFRESH_MS = 10_000;
+
+export function DevicePage({ id, params }: { id: string; params: URLSearchParams }) {
+  const queryClient = useQueryClient();
+  const detail = useQuery({
+    queryKey: ['device', id],
+    queryFn: ({ signal }) => apiGet<DeviceDetail>(`/devices/${encodeURIComponent(id)}`, { signal }),
+    refetchInterval: REFRESH_MS,
+  });
+  const device = detail.data;
+  useDocumentTitle(device?.hostname ?? 'Device');
+
+  // A new inventory (its hash changed on a check-in) makes the package pages stale.
+  const hash = device?.inventoryHash;
+  const seenHash = useRef(hash);
+  useEffect(() => {
+    if (seenHash.current !== undefined && hash !== seenHash.current) {
+      void queryClient.invalidateQueries({ queryKey: ['device-packages', id] });
+    }
+    seenHash.current = hash;
+  }, [hash, id, queryClient]);
+
+  return (
+    <>
+      <nav aria-label="Breadcrumb" className="breadcrumb">
+        <ol>
+          <li><a href={href(devicesPath)}>Devices</a></li>
+          <li aria-current="page">{device?.hostname ?? id}</li>
+        </ol>
+      </nav>
+      <div className="page-header">
+        <PageHeading page={`device:${id}`}>{device?.hostname ?? 'Device'}</PageHeading>
+        {device ? <StatusBadge status={device.status} /> : null}
+      </div>
+
+      {detail.isPending ? (
+        <Loading label="Loading device…" />
+      ) : !device ? (
+        <ErrorNotice title="Could not load this device" error={detail.error} onRetry={() => void detail.refetch()} />
+      ) : (
+        <>
+          {detail.isError ? (
+            <ErrorNotice title="Could not refresh this device" error={detail.error} onRetry={() => void detail.refetch()} />
+          ) : null}
+          <div className="device-grid">
+            <section className="card" aria-labelledby="facts-title">
+              <h2 id="facts-title" className="card__title">Facts</h2>
+              <Facts device={device} />
+            </section>
+            <div className="device-grid__side">
+              <section className="card" aria-labelledby="membership-title">
+                <h2 id="membership-title" className="card__title">Group and labels</h2>
+                <dl className="facts facts--compact">
+                  <Fact term="Group">{device.group ? device.group.name : <span className="muted">none</span>}</Fact>
+                  <Fact term="Labels"><Labels labels={device.labels} /></Fact>
+                </dl>
+              </section>
+              <section className="card" aria-labelledby="collectors-title">
+                <h2 id="collectors-title" className="card__title">Collectors</h2>
+                <Collectors collectors={device.collectors} />
+              </section>
+            </div>
+          </div>
+          <Packages device={device} params={params} />
+        </>
+      )}
+    </>
+  );
+}
+
+function Facts({ device }: { device: DeviceDetail }) {
+  const os = device.os;
+  const version = os ? [os.version, os.versionCodename ? `(${os.versionCodename})` : ''].filter(Boolean).join(' ') : '';
+  return (
+    <dl className="facts">
+      <Fact term="Hostname">{device.hostname}</Fact>
+      <Fact term="Operating system">{osLabel(os)}</Fact>
+      <Fact term="Version">{version || dash}</Fact>
+      <Fact term="Kernel">{device.kernel ? <span className="mono">{device.kernel}</span> : dash}</Fact>
+      <Fact term="Machine architecture">{os?.machine ? <span className="mono">{os.machine}</span> : dash}</Fact>
+      <Fact term="Package architecture">{os?.packageArch ? <span className="mono">{os.packageArch}</span> : dash}</Fact>
+      <Fact term="Time zone">{device.timezone ?? dash}</Fact>
+      <Fact term="Reboot required">
+        {device.rebootRequired ? <Badge tone="warn">yes</Badge> : 'no'}
+      </Fact>
+      <Fact term="Agent version">{device.agentVersion ? <span className="mono">{device.agentVersion}</span> : dash}</Fact>
+      <Fact term="Machine ID">{device.machineId ? <span className="mono break">{device.machineId}</span> : dash}</Fact>
+      <Fact term="Enrolled"><RelativeTime iso={device.enrolledAt} /></Fact>
+      <Fact term="Last seen"><RelativeTime iso={device.lastSeenAt} /></Fact>
+      <Fact term="Packages"><PackageCount device={device} /></Fact>
+      <Fact term="Inventory hash">
+        {device.inventoryHash ? (
+          <code className="mono" title={device.inventoryHash}>{shortHash(device.inventoryHash)}</code>
+        ) : dash}
+      </Fact>
+    </dl>
+  );
+}
+
+const dash = <span className="muted">—</span>;
+
+function Fact({ term, children }: { term: string; children: ReactNode }) {
+  return (
+    <div className="facts__row">
+      <dt>{term}</dt>
+      <dd>{children}</dd>
+    </div>
+  );
+}

@@ -1,0 +1,99 @@
+/** Assembles the HTTP server: auth, errors, gzip bodies, OpenAPI docs, features, console. */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import Fastify, { type FastifyInstance } from 'fastify';
+import fastifyStatic from '@fastify/static';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Kysely } from 'kysely';
+import type { DB } from './db/schema.js';
+import type { Dialect } from './db/database.js';
+import { registerAuth, requireAdmin } from './http/auth.js';
+import { registerErrorHandling } from './http/errors.js';
+import { registerGzipBodies } from './http/gzip.js';
+import type { AppContext } from './http/context.js';
+import { SetCache } from './inventory/store.js';
+import { checkinRoutes } from './checkin/routes.js';
+import { deviceRoutes } from './devices/routes.js';
+import { groupRoutes } from './groups/routes.js';
+import { enrollmentSecretRoutes } from './enrollment/routes.js';
+
+export const SERVER_VERSION = '0.1.0';
+
+export interface AppOptions {
+  db: Kysely<DB>;
+  dialect: Dialect;
+  now?: () => number;
+  checkinIntervalSeconds?: number;
+  /** pino options, or false for no request log (tests, benchmarks). */
+  logger?: boolean | { level: string };
+  consoleDir?: string;
+}
+
+export const DEFAULT_CONSOLE_DIR = fileURLToPath(new URL('../../console/dist', import.meta.url));
+
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger:
+      opts.logger === false
+        ? false
+        : {
+            level: typeof opts.logger === 'object' ? opts.logger.level : 'info',
+            // tokens and secrets never reach the log
+            redact: ['req.headers.authorization', 'req.headers.cookie'],
+          },
+    bodyLimit: 1024 * 1024,
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  const ctx: AppContext = {
+    db: opts.db,
+    dialect: opts.dialect,
+    sets: new SetCache(),
+    now: opts.now ?? Date.now,
+    checkinIntervalSeconds: opts.checkinIntervalSeconds ?? 300,
+    version: SERVER_VERSION,
+  };
+
+  registerErrorHandling(app);
+  registerGzipBodies(app);
+  registerAuth(app, opts.db);
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: { title: 'Patchwarden API', version: SERVER_VERSION, description: 'Devices, facts and patches. Admin routes need `Authorization: Bearer <admin token>`.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/api/docs' });
+
+  app.get('/api/health', { config: { auth: 'public' }, schema: { tags: ['server'], summary: 'Liveness and version' } }, async () => ({
+    status: 'ok',
+    version: SERVER_VERSION,
+    database: ctx.dialect,
+  }));
+  app.get('/api/v1/whoami', { config: { auth: 'admin' }, schema: { tags: ['server'], summary: 'Who the token belongs to' } }, async (req) => {
+    const a = requireAdmin(req);
+    return { kind: a.kind, name: a.name };
+  });
+
+  await app.register(checkinRoutes(ctx));
+  await app.register(deviceRoutes(ctx));
+  await app.register(groupRoutes(ctx));
+  await app.register(enrollmentSecretRoutes(ctx));
+
+  const consoleDir = opts.consoleDir ?? DEFAULT_CONSOLE_DIR;
+  if (existsSync(consoleDir)) {
+    await app.register(fastifyStatic, { root: consoleDir, wildcard: true, index: ['index.html'] });
+  } else {
+    app.get('/', { config: { auth: 'public' } }, async (_req, reply) =>
+      reply.type('text/plain').send('The console is not built. Run `npm run build`, then reload.\n'),
+    );
+  }
+  return app;
+}

@@ -1,0 +1,36 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { CheckinRequest, EnrollRequest } from '@patchwarden/core';
+import type { AppContext } from '../http/context.js';
+import { requireDevice } from '../http/auth.js';
+import { checkin, enroll } from './service.js';
+
+/** Decoded-size ceiling of a check-in: 50,000 packages at about 200 bytes each, with room. */
+export const CHECKIN_BODY_LIMIT = 16 * 1024 * 1024;
+
+export function checkinRoutes(ctx: AppContext): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.post(
+      '/api/v1/enroll',
+      {
+        config: { auth: 'public' },
+        bodyLimit: 64 * 1024,
+        schema: { tags: ['agent'], summary: 'Enroll a device with an enrollment secret', body: EnrollRequest },
+      },
+      async (req) => enroll({ ...ctx }, req.body),
+    );
+
+    app.post(
+      '/api/v1/agent/checkin',
+      {
+        config: { auth: 'device' },
+        bodyLimit: CHECKIN_BODY_LIMIT,
+        schema: {
+          tags: ['agent'],
+          summary: 'Report facts: full, as a delta against a known inventory, or only its hash',
+          body: CheckinRequest,
+        },
+      },
+      async (req) => checkin(ctx, requireDevice(req), req.body),
+    );
+  };
+}

@@ -1,0 +1,184 @@
+/**
+ * Enrollment and check-in: the only writes an agent can make. Each check-in is applied in one
+ * transaction (system facts, package set, device pointer) or not at all.
+ */
+import type { Kysely } from 'kysely';
+import {
+  applyDelta,
+  canonicalDigest,
+  inventoryHash,
+  PatchwardenError,
+  sortInventory,
+  type CheckinRequest,
+  type CheckinResponse,
+  type EnrollRequest,
+  type EnrollResponse,
+  type PackageFact,
+  type SystemFacts,
+} from '@patchwarden/core';
+import type { DB, DevicesTable } from '../db/schema.js';
+import { hashToken, newId, newToken } from '../auth/tokens.js';
+import { useSecret } from '../enrollment/store.js';
+import { ensureSet, findSet, loadSetPackages, type SetCache, type SetRef } from '../inventory/store.js';
+
+export interface CheckinContext {
+  db: Kysely<DB>;
+  sets: SetCache;
+  now: () => number;
+  checkinIntervalSeconds: number;
+}
+
+export interface DeviceIdentity {
+  kind: 'device';
+  id: string;
+  status: DevicesTable['status'];
+  systemHash: string | null;
+  setHash: string | null;
+}
+
+export async function findDeviceByToken(db: Kysely<DB>, token: string): Promise<DeviceIdentity | null> {
+  const row = await db
+    .selectFrom('devices as d')
+    .leftJoin('package_sets as s', 's.id', 'd.package_set_id')
+    .select(['d.id', 'd.status', 'd.system_hash', 's.hash as set_hash'])
+    .where('d.token_hash', '=', hashToken(token))
+    .executeTakeFirst();
+  return row ? { kind: 'device', id: row.id, status: row.status, systemHash: row.system_hash, setHash: row.set_hash } : null;
+}
+
+function systemColumns(system: SystemFacts, systemHash: string) {
+  // the collector that owns the inventory decides what "no packages" means
+  const inv =
+    system.collectors.find((c) => c.status === 'ok') ??
+    system.collectors.find((c) => c.status === 'unsupported') ??
+    system.collectors.find((c) => c.status === 'error') ??
+    system.collectors[0];
+  return {
+    hostname: system.hostname,
+    system_json: JSON.stringify(system),
+    system_hash: systemHash,
+    os_pretty: system.os.prettyName ?? system.os.name ?? system.os.distribution ?? system.os.family,
+    inventory_status: inv?.status ?? ('none' as const),
+    inventory_message: inv?.message ?? null,
+  };
+}
+
+export async function enroll(ctx: CheckinContext, req: EnrollRequest): Promise<EnrollResponse> {
+  const secret = await useSecret(ctx.db, req.secret);
+  if (!secret) {
+    throw new PatchwardenError('E_ENROLLMENT_SECRET_INVALID', 'the enrollment secret is not valid (unknown, rotated or revoked)', {
+      hint: 'ask an administrator for a current secret (`patchwarden secrets create`)',
+    });
+  }
+  const token = newToken('device');
+  const id = newId();
+  const now = ctx.now();
+  await ctx.db.transaction().execute(async (tx) => {
+    await tx
+      .insertInto('devices')
+      .values({
+        id,
+        status: 'active',
+        group_id: secret.groupId,
+        token_hash: hashToken(token),
+        secret_id: secret.id,
+        enrolled_at: now,
+        last_seen_at: null,
+        revoked_at: null,
+        package_set_id: null,
+        package_count: 0,
+        ...systemColumns(req.system, canonicalDigest(req.system)),
+        // the inventory itself arrives with the first check-in
+        inventory_status: 'none',
+        inventory_message: null,
+      })
+      .execute();
+    await tx
+      .updateTable('enrollment_secrets')
+      .set((eb) => ({ uses: eb('uses', '+', 1), last_used_at: now }))
+      .where('id', '=', secret.id)
+      .execute();
+  });
+  return { deviceId: id, token, checkinIntervalSeconds: ctx.checkinIntervalSeconds };
+}
+
+const baseUnknown = (what: string) =>
+  new PatchwardenError('E_INVENTORY_BASE_UNKNOWN', `the server does not know the ${what} this check-in builds on`, {
+    hint: 'the agent resends its facts in full',
+  });
+
+async function knownSet(ctx: CheckinContext, hash: string): Promise<SetRef | null> {
+  const cached = ctx.sets.get(hash);
+  if (cached) return cached;
+  const found = await findSet(ctx.db, hash);
+  if (found) ctx.sets.put(found);
+  return found;
+}
+
+function checkedInventory(packages: PackageFact[], declared: string): PackageFact[] {
+  const dup = sortInventory(packages);
+  if (dup !== null) throw new PatchwardenError('E_VALIDATION', `the inventory lists package ${dup.replace(/\t/g, ' ')} twice`);
+  const actual = inventoryHash(packages);
+  if (actual !== declared) {
+    throw new PatchwardenError('E_INVENTORY_HASH_MISMATCH', `the inventory hashes to ${actual}, not the declared ${declared}`, {
+      hint: 'the agent resends its inventory in full',
+    });
+  }
+  return packages;
+}
+
+export async function checkin(ctx: CheckinContext, device: DeviceIdentity, req: CheckinRequest): Promise<CheckinResponse> {
+  if (device.status !== 'active') {
+    throw new PatchwardenError('E_DEVICE_REVOKED', 'this device has been revoked', { hint: 'an administrator must enroll it again' });
+  }
+  if (req.system) {
+    const actual = canonicalDigest(req.system);
+    if (actual !== req.systemHash) {
+      throw new PatchwardenError('E_INVENTORY_HASH_MISMATCH', `the system facts hash to ${actual}, not the declared ${req.systemHash}`);
+    }
+  } else if (req.systemHash !== device.systemHash) {
+    throw baseUnknown('system facts');
+  }
+
+  const inv = req.inventory;
+  let set: SetRef | null = null;
+  let newPackages: PackageFact[] | null = null;
+  if (inv.mode === 'same') {
+    set = await knownSet(ctx, inv.hash);
+    if (!set) throw baseUnknown('inventory');
+  } else if (inv.mode === 'delta') {
+    set = await knownSet(ctx, inv.hash);
+    if (!set) {
+      const base = await knownSet(ctx, inv.base);
+      if (!base) throw baseUnknown('inventory');
+      const before = await loadSetPackages(ctx.db, base.id);
+      newPackages = checkedInventory(applyDelta(before, inv), inv.hash);
+    }
+  } else {
+    set = await knownSet(ctx, inv.hash);
+    // an identical set is stored already: the packages sent still have to hash as declared
+    newPackages = checkedInventory(inv.packages, inv.hash);
+    if (set) newPackages = null;
+  }
+
+  const now = ctx.now();
+  await ctx.db.transaction().execute(async (tx) => {
+    if (newPackages) {
+      set = await ensureSet(tx, newPackages, inv.hash, now);
+    }
+    const s = set!;
+    await tx
+      .updateTable('devices')
+      .set({
+        last_seen_at: now,
+        package_set_id: s.id,
+        package_count: s.packageCount,
+        ...(req.system ? systemColumns(req.system, req.systemHash) : {}),
+      })
+      .where('id', '=', device.id)
+      .where('status', '=', 'active')
+      .execute();
+  });
+  if (set) ctx.sets.put(set);
+  return { inventoryHash: inv.hash, systemHash: req.systemHash, nextCheckinSeconds: ctx.checkinIntervalSeconds };
+}

@@ -1,0 +1,108 @@
+/**
+ * Opens the database named by the configuration: a SQLite file (the default, zero setup) or
+ * PostgreSQL (postgres:// URL). Migrations run on open, from one definition for both.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import { PatchwardenError } from '@patchwarden/core';
+import { migrationProvider } from './migrations.js';
+import type { DB } from './schema.js';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface Database {
+  db: Kysely<DB>;
+  dialect: Dialect;
+  /** Where it is, with any password removed, for logs and status pages. */
+  location: string;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** `postgres://…` or a SQLite file path (`sqlite:` prefix optional), or `:memory:`. */
+  url: string;
+  /** PostgreSQL schema to use (tests give each run its own). */
+  pgSchema?: string;
+  poolSize?: number;
+}
+
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(ql)?:\/\//.test(url);
+}
+
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+}
+
+export async function openDatabase(opts: OpenOptions): Promise<Database> {
+  const database = isPostgresUrl(opts.url) ? await openPostgres(opts) : openSqlite(opts.url);
+  try {
+    await migrate(database);
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+  return database;
+}
+
+function openSqlite(url: string): Database {
+  const file = url.replace(/^sqlite:/, '');
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  let sqlite: SQLite.Database;
+  try {
+    sqlite = new SQLite(file);
+  } catch (err) {
+    throw new PatchwardenError('E_DATABASE', `cannot open SQLite database ${file}: ${(err as Error).message}`, {
+      hint: 'check that the data directory exists and is writable',
+      cause: err,
+    });
+  }
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 5000');
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return { db, dialect: 'sqlite', location: file, close: () => db.destroy() };
+}
+
+async function openPostgres(opts: OpenOptions): Promise<Database> {
+  const int8 = 20;
+  const types = {
+    // counts and epoch-millisecond times fit in a double; the driver would return strings
+    getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+      oid === int8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+  };
+  const pool = new pg.Pool({
+    connectionString: opts.url,
+    max: opts.poolSize ?? 10,
+    types,
+    ...(opts.pgSchema ? { options: `-c search_path=${opts.pgSchema}` } : {}),
+  });
+  try {
+    const c = await pool.connect();
+    if (opts.pgSchema) await c.query(`create schema if not exists "${opts.pgSchema.replace(/"/g, '')}"`);
+    c.release();
+  } catch (err) {
+    await pool.end().catch(() => {});
+    throw new PatchwardenError('E_DATABASE', `cannot connect to PostgreSQL at ${redactUrl(opts.url)}: ${(err as Error).message}`, {
+      hint: 'check that PostgreSQL is running and the URL (user, database, password) is right',
+      cause: err,
+    });
+  }
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  return { db, dialect: 'postgres', location: redactUrl(opts.url), close: () => db.destroy() };
+}
+
+async function migrate(database: Database): Promise<void> {
+  const migrator = new Migrator({ db: database.db, provider: migrationProvider(database.dialect) });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new PatchwardenError('E_DATABASE', `database migration ${failed} failed: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}

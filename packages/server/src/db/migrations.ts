@@ -1,0 +1,116 @@
+/**
+ * The schema, defined once for SQLite and PostgreSQL. Only the auto-increment key type differs
+ * between the two, so migrations take the dialect.
+ */
+import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import type { Dialect } from './database.js';
+
+type Db = Kysely<unknown>;
+
+function serial(dialect: Dialect) {
+  return dialect === 'postgres' ? 'serial' : 'integer';
+}
+
+const initial = (dialect: Dialect): Migration => ({
+  async up(db: Db) {
+    await db.schema
+      .createTable('groups')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull().unique())
+      .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .execute();
+
+    await db.schema
+      .createTable('enrollment_secrets')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('secret_hash', 'text', (c) => c.notNull().unique())
+      .addColumn('group_id', 'text', (c) => c.references('groups.id').onDelete('set null'))
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('rotated_at', 'bigint')
+      .addColumn('revoked_at', 'bigint')
+      .addColumn('last_used_at', 'bigint')
+      .addColumn('uses', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+
+    await db.schema
+      .createTable('admin_tokens')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('revoked_at', 'bigint')
+      .addColumn('last_used_at', 'bigint')
+      .execute();
+
+    await db.schema
+      .createTable('packages')
+      .addColumn('id', serial(dialect), (c) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+      .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+      .addColumn('manager', 'text', (c) => c.notNull())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('arch', 'text', (c) => c.notNull())
+      .addColumn('version', 'text', (c) => c.notNull())
+      .addColumn('source', 'text')
+      .addColumn('source_version', 'text')
+      .addColumn('state', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('packages_name').on('packages').columns(['name']).execute();
+
+    await db.schema
+      .createTable('package_sets')
+      .addColumn('id', serial(dialect), (c) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+      .addColumn('hash', 'text', (c) => c.notNull().unique())
+      .addColumn('package_count', 'integer', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .execute();
+
+    await db.schema
+      .createTable('package_set_members')
+      .addColumn('set_id', 'integer', (c) => c.notNull().references('package_sets.id').onDelete('cascade'))
+      .addColumn('package_id', 'integer', (c) => c.notNull().references('packages.id'))
+      .addPrimaryKeyConstraint('package_set_members_pk', ['set_id', 'package_id'])
+      .execute();
+    await db.schema.createIndex('package_set_members_package').on('package_set_members').columns(['package_id']).execute();
+
+    await db.schema
+      .createTable('devices')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('hostname', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('group_id', 'text', (c) => c.references('groups.id').onDelete('set null'))
+      .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+      .addColumn('secret_id', 'text')
+      .addColumn('enrolled_at', 'bigint', (c) => c.notNull())
+      .addColumn('last_seen_at', 'bigint')
+      .addColumn('revoked_at', 'bigint')
+      .addColumn('system_json', 'text')
+      .addColumn('system_hash', 'text')
+      .addColumn('os_pretty', 'text')
+      .addColumn('package_set_id', 'integer', (c) => c.references('package_sets.id'))
+      .addColumn('package_count', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('inventory_status', 'text', (c) => c.notNull().defaultTo('none'))
+      .addColumn('inventory_message', 'text')
+      .execute();
+    await db.schema.createIndex('devices_hostname').on('devices').columns(['hostname']).execute();
+    await db.schema.createIndex('devices_group').on('devices').columns(['group_id']).execute();
+    await db.schema.createIndex('devices_set').on('devices').columns(['package_set_id']).execute();
+
+    await db.schema
+      .createTable('device_labels')
+      .addColumn('device_id', 'text', (c) => c.notNull().references('devices.id').onDelete('cascade'))
+      .addColumn('label', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('device_labels_pk', ['device_id', 'label'])
+      .execute();
+    await db.schema.createIndex('device_labels_label').on('device_labels').columns(['label']).execute();
+  },
+});
+
+export function migrationProvider(dialect: Dialect): MigrationProvider {
+  return {
+    async getMigrations() {
+      return { '0001_initial': initial(dialect) };
+    },
+  };
+}

@@ -1,0 +1,89 @@
+/** Table shapes as Kysely sees them. Times are epoch milliseconds (bigint in PostgreSQL). */
+import type { Generated } from 'kysely';
+
+export interface DevicesTable {
+  id: string;
+  hostname: string;
+  status: 'active' | 'revoked';
+  group_id: string | null;
+  token_hash: string;
+  secret_id: string | null;
+  enrolled_at: number;
+  last_seen_at: number | null;
+  revoked_at: number | null;
+  system_json: string | null;
+  system_hash: string | null;
+  os_pretty: string | null;
+  package_set_id: number | null;
+  package_count: number;
+  inventory_status: 'ok' | 'unsupported' | 'error' | 'absent' | 'none';
+  inventory_message: string | null;
+}
+
+export interface DeviceLabelsTable {
+  device_id: string;
+  label: string;
+}
+
+export interface GroupsTable {
+  id: string;
+  name: string;
+  description: string;
+  created_at: number;
+}
+
+export interface EnrollmentSecretsTable {
+  id: string;
+  name: string;
+  secret_hash: string;
+  group_id: string | null;
+  created_at: number;
+  rotated_at: number | null;
+  revoked_at: number | null;
+  last_used_at: number | null;
+  uses: number;
+}
+
+export interface AdminTokensTable {
+  id: string;
+  name: string;
+  token_hash: string;
+  created_at: number;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+export interface PackagesTable {
+  id: Generated<number>;
+  key_hash: string;
+  manager: string;
+  name: string;
+  arch: string;
+  version: string;
+  source: string | null;
+  source_version: string | null;
+  state: string;
+}
+
+export interface PackageSetsTable {
+  id: Generated<number>;
+  hash: string;
+  package_count: number;
+  created_at: number;
+}
+
+export interface PackageSetMembersTable {
+  set_id: number;
+  package_id: number;
+}
+
+export interface DB {
+  devices: DevicesTable;
+  device_labels: DeviceLabelsTable;
+  groups: GroupsTable;
+  enrollment_secrets: EnrollmentSecretsTable;
+  admin_tokens: AdminTokensTable;
+  packages: PackagesTable;
+  package_sets: PackageSetsTable;
+  package_set_members: PackageSetMembersTable;
+}

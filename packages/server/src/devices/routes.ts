@@ -1,0 +1,93 @@
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { AppContext } from '../http/context.js';
+import { changeDeviceLabels, DEVICE_SORTS, getDevice, listDevicePackages, listDevices, revokeDevice, setDeviceGroup } from './store.js';
+
+export const LABEL_RE = /^[A-Za-z0-9][A-Za-z0-9._:=/-]{0,62}$/;
+const Label = z.string().regex(LABEL_RE, 'a label is 1–63 letters, digits and . _ : = / -, starting with a letter or digit');
+const Ref = z.object({ ref: z.string().min(1).max(255) });
+const Paging = {
+  limit: z.coerce.number().int().min(1).max(1000).default(50),
+  offset: z.coerce.number().int().min(0).max(10_000_000).default(0),
+};
+
+export function deviceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
+  const { db } = ctx;
+  return async (app) => {
+    const admin = { auth: 'admin' as const };
+    app.get(
+      '/api/v1/devices',
+      {
+        config: admin,
+        schema: {
+          tags: ['devices'],
+          summary: 'List devices (search, filter, sort, page)',
+          querystring: z.strictObject({
+            search: z.string().max(200).optional(),
+            group: z.string().max(200).optional(),
+            label: Label.optional(),
+            status: z.enum(['active', 'revoked']).optional(),
+            sort: z.enum(Object.keys(DEVICE_SORTS) as [keyof typeof DEVICE_SORTS]).optional(),
+            order: z.enum(['asc', 'desc']).optional(),
+            ...Paging,
+          }),
+        },
+      },
+      async (req) => listDevices(db, req.query),
+    );
+
+    app.get(
+      '/api/v1/devices/:ref',
+      { config: admin, schema: { tags: ['devices'], summary: 'One device by id or hostname', params: Ref } },
+      async (req) => getDevice(db, req.params.ref),
+    );
+
+    app.get(
+      '/api/v1/devices/:ref/packages',
+      {
+        config: admin,
+        schema: {
+          tags: ['devices'],
+          summary: "A device's installed packages",
+          params: Ref,
+          querystring: z.strictObject({ search: z.string().max(200).optional(), ...Paging, limit: Paging.limit.default(100) }),
+        },
+      },
+      async (req) => listDevicePackages(db, req.params.ref, req.query),
+    );
+
+    app.post(
+      '/api/v1/devices/:ref/revoke',
+      { config: admin, schema: { tags: ['devices'], summary: 'Revoke a device: its token stops working at once', params: Ref } },
+      async (req) => revokeDevice(db, req.params.ref, ctx.now()),
+    );
+
+    app.put(
+      '/api/v1/devices/:ref/group',
+      {
+        config: admin,
+        schema: {
+          tags: ['devices'],
+          summary: 'Put a device in a static group (null: no group)',
+          params: Ref,
+          body: z.strictObject({ group: z.string().min(1).max(200).nullable() }),
+        },
+      },
+      async (req) => setDeviceGroup(db, req.params.ref, req.body.group),
+    );
+
+    app.post(
+      '/api/v1/devices/:ref/labels',
+      {
+        config: admin,
+        schema: {
+          tags: ['devices'],
+          summary: 'Add and remove labels',
+          params: Ref,
+          body: z.strictObject({ add: z.array(Label).max(100).default([]), remove: z.array(Label).max(100).default([]) }),
+        },
+      },
+      async (req) => changeDeviceLabels(db, req.params.ref, req.body.add, req.body.remove),
+    );
+  };
+}

@@ -1,0 +1,245 @@
+import { sql, type Kysely } from 'kysely';
+import { PatchwardenError, SystemFacts, type CollectorReport, type OsFacts } from '@patchwarden/core';
+import type { DB, DevicesTable } from '../db/schema.js';
+import { rowToFact } from '../inventory/store.js';
+
+export interface DeviceSummary {
+  id: string;
+  hostname: string;
+  status: 'active' | 'revoked';
+  group: { id: string; name: string } | null;
+  labels: string[];
+  os: OsFacts | null;
+  kernel: string | null;
+  enrolledAt: string;
+  lastSeenAt: string | null;
+  packageCount: number;
+  inventory: { status: DevicesTable['inventory_status']; message?: string };
+}
+
+export interface DeviceDetail extends DeviceSummary {
+  timezone: string | null;
+  rebootRequired: boolean;
+  agentVersion: string | null;
+  machineId: string | null;
+  collectors: CollectorReport[];
+  inventoryHash: string | null;
+}
+
+export const DEVICE_SORTS = { hostname: 'd.hostname', lastSeen: 'd.last_seen_at', packages: 'd.package_count', os: 'd.os_pretty' } as const;
+export type DeviceSort = keyof typeof DEVICE_SORTS;
+
+export interface DeviceQuery {
+  search?: string;
+  group?: string;
+  label?: string;
+  status?: 'active' | 'revoked';
+  sort?: DeviceSort;
+  order?: 'asc' | 'desc';
+  limit: number;
+  offset: number;
+}
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+function parseSystem(json: string | null): SystemFacts | null {
+  if (json === null) return null;
+  const r = SystemFacts.safeParse(JSON.parse(json));
+  return r.success ? r.data : null;
+}
+
+type Row = Pick<
+  DevicesTable,
+  'id' | 'hostname' | 'status' | 'enrolled_at' | 'last_seen_at' | 'system_json' | 'package_count' | 'inventory_status' | 'inventory_message'
+> & { group_id: string | null; group_name: string | null };
+
+function toSummary(r: Row, labels: string[]): DeviceSummary {
+  const system = parseSystem(r.system_json);
+  const inventory: DeviceSummary['inventory'] = { status: r.inventory_status };
+  if (r.inventory_message) inventory.message = r.inventory_message;
+  return {
+    id: r.id,
+    hostname: r.hostname,
+    status: r.status,
+    group: r.group_id && r.group_name ? { id: r.group_id, name: r.group_name } : null,
+    labels,
+    os: system?.os ?? null,
+    kernel: system?.kernel.release ?? null,
+    enrolledAt: iso(r.enrolled_at)!,
+    lastSeenAt: iso(r.last_seen_at),
+    packageCount: r.package_count,
+    inventory,
+  };
+}
+
+function baseQuery(db: Kysely<DB>) {
+  return db
+    .selectFrom('devices as d')
+    .leftJoin('groups as g', 'g.id', 'd.group_id')
+    .select([
+      'd.id',
+      'd.hostname',
+      'd.status',
+      'd.enrolled_at',
+      'd.last_seen_at',
+      'd.system_json',
+      'd.package_count',
+      'd.inventory_status',
+      'd.inventory_message',
+      'd.group_id',
+      'g.name as group_name',
+    ]);
+}
+
+async function labelsOf(db: Kysely<DB>, ids: string[]): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  if (ids.length === 0) return out;
+  const rows = await db.selectFrom('device_labels').select(['device_id', 'label']).where('device_id', 'in', ids).orderBy('label').execute();
+  for (const r of rows) {
+    const l = out.get(r.device_id) ?? [];
+    l.push(r.label);
+    out.set(r.device_id, l);
+  }
+  return out;
+}
+
+/** LIKE pattern that matches `text` literally anywhere. */
+function containsPattern(text: string): string {
+  return `%${text.toLowerCase().replace(/[!%_]/g, (c) => `!${c}`)}%`;
+}
+
+export async function listDevices(db: Kysely<DB>, q: DeviceQuery): Promise<{ items: DeviceSummary[]; total: number }> {
+  let query = baseQuery(db);
+  if (q.search) {
+    const pat = containsPattern(q.search);
+    query = query.where((eb) =>
+      eb.or([
+        eb(sql`lower(d.hostname)`, 'like', sql`${pat} escape '!'`),
+        eb(sql`lower(coalesce(d.os_pretty, ''))`, 'like', sql`${pat} escape '!'`),
+        eb('d.id', '=', q.search!),
+      ]),
+    );
+  }
+  if (q.group) query = query.where((eb) => eb.or([eb('g.name', '=', q.group!), eb('g.id', '=', q.group!)]));
+  if (q.label) {
+    query = query.where((eb) =>
+      eb.exists(eb.selectFrom('device_labels as l').select('l.device_id').whereRef('l.device_id', '=', 'd.id').where('l.label', '=', q.label!)),
+    );
+  }
+  if (q.status) query = query.where('d.status', '=', q.status);
+  const countRow = await query
+    .clearSelect()
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow();
+  const column = DEVICE_SORTS[q.sort ?? 'hostname'];
+  const order = q.order ?? 'asc';
+  const rows = await query
+    .orderBy(sql.ref(column), sql.raw(`${order} nulls ${order === 'asc' ? 'first' : 'last'}`))
+    .orderBy('d.id')
+    .limit(q.limit)
+    .offset(q.offset)
+    .execute();
+  const labels = await labelsOf(
+    db,
+    rows.map((r) => r.id),
+  );
+  return { items: rows.map((r) => toSummary(r, labels.get(r.id) ?? [])), total: Number(countRow.n) };
+}
+
+/** Finds a device by id, or by hostname when exactly one device has it. */
+export async function resolveDeviceId(db: Kysely<DB>, ref: string): Promise<string> {
+  const byId = await db.selectFrom('devices').select('id').where('id', '=', ref).executeTakeFirst();
+  if (byId) return byId.id;
+  const byName = await db.selectFrom('devices').select('id').where('hostname', '=', ref).limit(2).execute();
+  if (byName.length === 1) return byName[0]!.id;
+  if (byName.length > 1) {
+    throw new PatchwardenError('E_CONFLICT', `${byName.length}+ devices are named '${ref}'`, { hint: 'use the device id instead' });
+  }
+  throw new PatchwardenError('E_NOT_FOUND', `no device '${ref}'`, { hint: 'list devices with `patchwarden devices list`' });
+}
+
+export async function getDevice(db: Kysely<DB>, ref: string): Promise<DeviceDetail> {
+  const id = await resolveDeviceId(db, ref);
+  const r = await baseQuery(db)
+    .select(['d.system_hash', 'd.package_set_id'])
+    .leftJoin('package_sets as s', 's.id', 'd.package_set_id')
+    .select('s.hash as set_hash')
+    .where('d.id', '=', id)
+    .executeTakeFirstOrThrow();
+  const labels = (await labelsOf(db, [id])).get(id) ?? [];
+  const system = parseSystem(r.system_json);
+  return {
+    ...toSummary(r, labels),
+    timezone: system?.timezone ?? null,
+    rebootRequired: system?.rebootRequired ?? false,
+    agentVersion: system?.agentVersion ?? null,
+    machineId: system?.machineId ?? null,
+    collectors: system?.collectors ?? [],
+    inventoryHash: r.set_hash ?? null,
+  };
+}
+
+export async function listDevicePackages(
+  db: Kysely<DB>,
+  ref: string,
+  q: { search?: string; limit: number; offset: number },
+) {
+  const id = await resolveDeviceId(db, ref);
+  let query = db
+    .selectFrom('devices as d')
+    .innerJoin('package_set_members as m', 'm.set_id', 'd.package_set_id')
+    .innerJoin('packages as p', 'p.id', 'm.package_id')
+    .where('d.id', '=', id);
+  if (q.search) {
+    const pat = containsPattern(q.search);
+    query = query.where((eb) =>
+      eb.or([eb('p.name', 'like', sql<string>`${pat} escape '!'`), eb(sql`coalesce(p.source, '')`, 'like', sql`${pat} escape '!'`)]),
+    );
+  }
+  const countRow = await query.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  const rows = await query
+    .select(['p.manager', 'p.name', 'p.arch', 'p.version', 'p.source', 'p.source_version', 'p.state'])
+    .orderBy('p.name')
+    .orderBy('p.arch')
+    .limit(q.limit)
+    .offset(q.offset)
+    .execute();
+  return { items: rows.map(rowToFact), total: Number(countRow.n) };
+}
+
+export async function revokeDevice(db: Kysely<DB>, ref: string, now: number): Promise<DeviceDetail> {
+  const id = await resolveDeviceId(db, ref);
+  await db.updateTable('devices').set({ status: 'revoked', revoked_at: now }).where('id', '=', id).where('status', '=', 'active').execute();
+  return getDevice(db, id);
+}
+
+export async function setDeviceGroup(db: Kysely<DB>, ref: string, group: string | null): Promise<DeviceDetail> {
+  const id = await resolveDeviceId(db, ref);
+  let groupId: string | null = null;
+  if (group !== null) {
+    const g = await db
+      .selectFrom('groups')
+      .select('id')
+      .where((eb) => eb.or([eb('name', '=', group), eb('id', '=', group)]))
+      .executeTakeFirst();
+    if (!g) throw new PatchwardenError('E_NOT_FOUND', `no group '${group}'`, { hint: 'create it with `patchwarden groups create NAME`' });
+    groupId = g.id;
+  }
+  await db.updateTable('devices').set({ group_id: groupId }).where('id', '=', id).execute();
+  return getDevice(db, id);
+}
+
+export async function changeDeviceLabels(db: Kysely<DB>, ref: string, add: string[], remove: string[]): Promise<DeviceDetail> {
+  const id = await resolveDeviceId(db, ref);
+  await db.transaction().execute(async (tx) => {
+    if (remove.length) await tx.deleteFrom('device_labels').where('device_id', '=', id).where('label', 'in', remove).execute();
+    if (add.length) {
+      await tx
+        .insertInto('device_labels')
+        .values([...new Set(add)].map((label) => ({ device_id: id, label })))
+        .onConflict((oc) => oc.columns(['device_id', 'label']).doNothing())
+        .execute();
+    }
+  });
+  return getDevice(db, id);
+}

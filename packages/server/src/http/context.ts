@@ -1,0 +1,14 @@
+import type { Kysely } from 'kysely';
+import type { DB } from '../db/schema.js';
+import type { Dialect } from '../db/database.js';
+import type { SetCache } from '../inventory/store.js';
+
+/** What every feature's routes get: the database, the clock (injected, for tests) and settings. */
+export interface AppContext {
+  db: Kysely<DB>;
+  dialect: Dialect;
+  sets: SetCache;
+  now: () => number;
+  checkinIntervalSeconds: number;
+  version: string;
+}

@@ -1,0 +1,52 @@
+/** Turns every failure into `{ error: { code, message, hint? } }` with the code's HTTP status. */
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { PatchwardenError, type ErrorCode } from '@patchwarden/core';
+
+function fromFastify(err: FastifyError): PatchwardenError | null {
+  if (err.validation) {
+    const details = err.validation.slice(0, 20).map((v) => ({
+      path: (v.instancePath || '/') as string,
+      message: v.message ?? 'invalid',
+    }));
+    const first = details[0];
+    return new PatchwardenError('E_VALIDATION', `invalid request ${err.validationContext ?? 'body'}${first ? `: ${first.path} ${first.message}` : ''}`, {
+      details,
+    });
+  }
+  const map: Record<string, [ErrorCode, string]> = {
+    FST_ERR_CTP_BODY_TOO_LARGE: ['E_PAYLOAD_TOO_LARGE', 'the request body is larger than this endpoint accepts'],
+    FST_ERR_CTP_INVALID_MEDIA_TYPE: ['E_UNSUPPORTED_MEDIA', 'unsupported Content-Type: send application/json'],
+    FST_ERR_CTP_INVALID_JSON_BODY: ['E_BAD_REQUEST', 'the request body is not valid JSON'],
+    FST_ERR_CTP_EMPTY_JSON_BODY: ['E_BAD_REQUEST', 'the request body is empty'],
+    FST_ERR_CTP_INVALID_CONTENT_LENGTH: ['E_BAD_REQUEST', 'Content-Length does not match the body'],
+    FST_ERR_BAD_URL: ['E_BAD_REQUEST', 'malformed URL'],
+  };
+  const hit = err.code ? map[err.code] : undefined;
+  if (hit) return new PatchwardenError(hit[0], hit[1]);
+  if (err instanceof SyntaxError || err.statusCode === 400) {
+    return new PatchwardenError('E_BAD_REQUEST', `malformed request: ${err.message}`);
+  }
+  if (err.statusCode === 415) return new PatchwardenError('E_UNSUPPORTED_MEDIA', err.message);
+  if (err.statusCode === 413) return new PatchwardenError('E_PAYLOAD_TOO_LARGE', err.message);
+  return null;
+}
+
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    let pw = err instanceof PatchwardenError ? err : fromFastify(err);
+    if (!pw) {
+      req.log.error({ err }, 'unhandled error');
+      pw = new PatchwardenError('E_INTERNAL', 'internal server error', { hint: 'see the server log for details' });
+    } else if (pw.httpStatus >= 500) {
+      req.log.error({ err }, pw.message);
+    }
+    return reply.status(pw.httpStatus).send(pw.toBody());
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const err = new PatchwardenError('E_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`, {
+      hint: 'the API is described at /api/docs',
+    });
+    return reply.status(404).send(err.toBody());
+  });
+}

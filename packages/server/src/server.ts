@@ -1,0 +1,61 @@
+/** Starts a server: opens (and migrates) the database, makes the first admin token, listens. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import { databaseUrl, type ServerConfig } from './config.js';
+import { openDatabase, type Database } from './db/database.js';
+import { countAdminTokens, createAdminToken } from './auth/store.js';
+import { ADMIN_TOKEN_FILE } from '@patchwarden/core';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  database: Database;
+  url: string;
+  /** Set when this start created the first admin token: shown once, never logged. */
+  firstAdminToken: string | null;
+  adminTokenFile: string | null;
+  close(): Promise<void>;
+}
+
+
+export async function startServer(config: ServerConfig, opts: { now?: () => number } = {}): Promise<RunningServer> {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const database = await openDatabase({ url: databaseUrl(config) });
+  let firstAdminToken: string | null = null;
+  let adminTokenFile: string | null = null;
+  if ((await countAdminTokens(database.db)) === 0) {
+    firstAdminToken = (await createAdminToken(database.db, 'first administrator', (opts.now ?? Date.now)())).token;
+    // like a first-run password file: readable by the owner only, for the CLI on this machine
+    adminTokenFile = join(config.dataDir, ADMIN_TOKEN_FILE);
+    writeFileSync(adminTokenFile, `${firstAdminToken}\n`, { mode: 0o600 });
+  }
+  const app = await buildApp({
+    db: database.db,
+    dialect: database.dialect,
+    checkinIntervalSeconds: config.checkinIntervalSeconds,
+    logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
+    ...(opts.now ? { now: opts.now } : {}),
+  });
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    await app.close();
+    await database.close();
+    throw err;
+  }
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  return {
+    app,
+    database,
+    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+    firstAdminToken,
+    adminTokenFile,
+    async close() {
+      await app.close();
+      await database.close();
+    },
+  };
+}

@@ -1,5 +1,5 @@
-import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { useEffect, useRef, useSyncExternalStore, type MouseEvent } from 'react';
+import { useQuery } from '@tanstack/react-query';
+import { useRef, useSyncExternalStore, type MouseEvent } from 'react';
 import { apiGet, getSession, signOut, subscribeSession } from './api/client';
 import type { Whoami } from './api/types';
 import { PageHeading } from './components/PageHeading';
@@ -11,15 +11,9 @@ import { devicesPath, href, useRoute, type Route } from './router';
 /** The console: sign-in when there is no token, else the shell around the current page. */
 export function App() {
   const session = useSyncExternalStore(subscribeSession, getSession);
-  const queryClient = useQueryClient();
-
-  // Nothing fetched with one token may be shown after signing out (or in with another).
-  useEffect(() => {
-    if (!session.token) queryClient.clear();
-  }, [session.token, queryClient]);
-
   if (!session.token) return <SignInPage notice={session.reason} />;
-  return <Shell />;
+  // A new token starts a fresh shell (main.tsx has emptied the query cache).
+  return <Shell key={session.token} />;
 }
 
 function Shell() {

@@ -1,19 +1,22 @@
 import { QueryCache, QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
-import { ApiRequestError, captureTokenFromFragment, isUnauthorized, signOut } from './api/client';
+import { ApiRequestError, captureTokenFromFragment, getSession, isUnauthorized, signOut, subscribeSession } from './api/client';
 import { App } from './App';
 import './styles.css';
 
-// `#token=pwa_…` (the link the server prints) signs in and leaves the URL before anything renders.
+// `#token=pwa_…` (a sign-in link) signs in and leaves the URL before anything renders; a link
+// pasted into an open tab arrives as a hashchange, handled before the router sees the new hash.
 captureTokenFromFragment();
+window.addEventListener('hashchange', captureTokenFromFragment);
 
 const queryClient = new QueryClient({
   queryCache: new QueryCache({
     // Any 401 (token revoked, expired, server reset) goes back to sign-in with the server's reason.
     onError: (error) => {
       if (isUnauthorized(error)) {
-        signOut({ tone: 'error', message: `Signed out: ${(error as Error).message}` });
+        const { message, hint } = error as ApiRequestError;
+        signOut({ tone: 'error', message: `${message} ${hint ?? 'Please sign in again.'}` });
       }
     },
   }),
@@ -25,6 +28,16 @@ const queryClient = new QueryClient({
         !(error instanceof ApiRequestError && error.status >= 400 && error.status < 500) && failures < 2,
     },
   },
+});
+
+// Nothing fetched with one token may be shown after signing out, or in with another token.
+let lastToken = getSession().token;
+subscribeSession(() => {
+  const { token } = getSession();
+  if (token !== lastToken) {
+    lastToken = token;
+    queryClient.clear();
+  }
 });
 
 const root = document.getElementById('root');

@@ -63,13 +63,21 @@ export async function collectPackages(root: string, dpkgStatus?: string): Promis
   const dpkg = await collectDpkg(root, dpkgStatus);
   const rpm = await findRpmDb(root);
   const reports = dpkg?.reports ?? [];
-  // Reported beside dpkg too: a second, unread database means the inventory is not complete.
   if (rpm !== null) {
-    reports.push({
+    // Reported beside dpkg too: a second, unread database means the inventory is not complete.
+    const unsupported: CollectorReport = {
       name: 'rpm',
       status: 'unsupported',
       message: `RPM database found at ${rpm}: RPM inventories are not supported by this agent version yet`,
-    });
+    };
+    const dpkgReport = reports[0];
+    if (dpkgReport?.status === 'ok' && dpkgReport.count === 0) {
+      // An empty dpkg database on an RPM machine (Fedora ships one with its dpkg package) must
+      // not pass for the machine's inventory: readers take the first 'ok' collector as its owner.
+      reports.splice(0, 1, unsupported, { name: 'dpkg', status: 'absent', message: 'the dpkg status file lists no packages' });
+    } else {
+      reports.push(unsupported);
+    }
   }
   if (reports.length === 0) reports.push({ name: 'packages', status: 'absent', message: 'no supported package database found' });
   return { reports, packages: dpkg?.packages ?? [] };

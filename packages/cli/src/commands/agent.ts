@@ -17,7 +17,8 @@ function collectOptions(cmd: Command): Command {
     .option('--data-dir <dir>', 'agent data directory: identity and state (several agents need several)', process.env.PATCHWARDEN_AGENT_DATA_DIR ?? DEFAULT_AGENT_DIR)
     .option('--root <dir>', 'read facts from this filesystem root (a sandbox copy); reading never changes it', '/')
     .option('--dpkg-status <file>', 'read this dpkg status file instead of <root>/var/lib/dpkg/status')
-    .option('--hostname <name>', 'report this hostname instead of the machine\'s');
+    .option('--hostname <name>', 'report this hostname instead of the machine\'s')
+    .option('--json', 'print JSON');
 }
 
 function collectOf(flags: CollectFlags) {
@@ -95,7 +96,6 @@ export function agentCommands(program: Command): void {
     });
 
   collectOptions(agent.command('facts').description('collect and print the facts the agent would report (no server needed)'))
-    .option('--json', 'print JSON')
     .action(async (flags: CollectFlags) => {
       const { collectFacts } = await import('@patchwarden/agent');
       const f = await collectFacts(collectOf(flags));

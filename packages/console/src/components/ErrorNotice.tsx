@@ -7,6 +7,8 @@ export function ErrorNotice({ error, title = 'Something went wrong', onRetry }: 
   const code = error instanceof ApiRequestError ? error.code : 'client_error';
   const message = error instanceof Error ? error.message : String(error);
   const hint = error instanceof ApiRequestError ? error.hint : undefined;
+  // A client error (404, 400 …) will fail the same way again: no point offering a retry.
+  const retryable = !(error instanceof ApiRequestError && error.status >= 400 && error.status < 500);
   return (
     <div className="notice notice--error" role="alert">
       <p className="notice__title">
@@ -14,7 +16,7 @@ export function ErrorNotice({ error, title = 'Something went wrong', onRetry }: 
       </p>
       <p>{message}</p>
       {hint ? <p className="notice__hint">{hint}</p> : null}
-      {onRetry ? (
+      {onRetry && retryable ? (
         <button type="button" className="button button--small" onClick={onRetry}>
           Try again
         </button>

@@ -29,3 +29,23 @@ export function Pager({ label, offset, limit, count, total, onOffset }: Props) {
     </nav>
   );
 }
+
+type EmptyRowProps = { colSpan: number; offset: number; total: number; noMatch: string; onFirstPage: () => void };
+
+/** The one row of a table page with nothing on it: no match, or a page past the end. */
+export function EmptyRow({ colSpan, offset, total, noMatch, onFirstPage }: EmptyRowProps) {
+  return (
+    <tr>
+      <td colSpan={colSpan} className="table__empty">
+        {offset > 0 && total > 0 ? (
+          <>
+            Nothing on this page.{' '}
+            <button type="button" className="link-button" onClick={onFirstPage}>Go to the first page</button>
+          </>
+        ) : (
+          noMatch
+        )}
+      </td>
+    </tr>
+  );
+}

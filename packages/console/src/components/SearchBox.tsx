@@ -7,10 +7,12 @@ type Props = {
   placeholder?: string;
   onSearch: (value: string) => void;
   delayMs?: number;
+  /** Label beside the field rather than above it (for card headers). */
+  inline?: boolean;
 };
 
 /** A labelled search field that reports its value once typing pauses (or on Enter). */
-export function SearchBox({ id, label, value, placeholder, onSearch, delayMs = 300 }: Props) {
+export function SearchBox({ id, label, value, placeholder, onSearch, delayMs = 300, inline = false }: Props) {
   const [text, setText] = useState(value);
   const committed = useRef(value);
   const onSearchRef = useRef(onSearch);
@@ -36,7 +38,7 @@ export function SearchBox({ id, label, value, placeholder, onSearch, delayMs = 3
   }, [text, delayMs]);
 
   return (
-    <form role="search" className="search" onSubmit={(e) => {
+    <form role="search" className={`search${inline ? ' search--inline' : ''}`} onSubmit={(e) => {
       e.preventDefault();
       if (text.trim() !== committed.current) {
         committed.current = text.trim();

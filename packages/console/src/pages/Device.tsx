@@ -65,18 +65,18 @@ export function DevicePage({ id, params }: { id: string; params: URLSearchParams
             <div className="device-grid__side">
               <section className="card" aria-labelledby="membership-title">
                 <h2 id="membership-title" className="card__title">Group and labels</h2>
-                <dl className="facts facts--compact">
+                <dl className="facts">
                   <Fact term="Group">{device.group ? device.group.name : <span className="muted">none</span>}</Fact>
                   <Fact term="Labels"><Labels labels={device.labels} /></Fact>
                 </dl>
               </section>
-              <section className="card" aria-labelledby="collectors-title">
+              <section className="card card--flush" aria-labelledby="collectors-title">
                 <h2 id="collectors-title" className="card__title">Collectors</h2>
                 <Collectors collectors={device.collectors} />
               </section>
             </div>
           </div>
-          <Packages device={device} params={params} />
+          <Packages device={device} routeId={id} params={params} />
         </>
       )}
     </>

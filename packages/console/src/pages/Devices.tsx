@@ -3,10 +3,10 @@ import { apiGet, withQuery } from '../api/client';
 import type { DeviceSort, DeviceSummary, Page, SortOrder } from '../api/types';
 import { Labels, StatusBadge } from '../components/Badge';
 import { ErrorNotice, Loading } from '../components/ErrorNotice';
-import { offsetFromPage, osLabel } from '../components/format';
+import { formatNumber, offsetFromPage, osLabel } from '../components/format';
 import { PackageCount } from '../components/Inventory';
 import { PageHeading } from '../components/PageHeading';
-import { Pager } from '../components/Pager';
+import { EmptyRow, Pager } from '../components/Pager';
 import { RelativeTime } from '../components/RelativeTime';
 import { SearchBox } from '../components/SearchBox';
 import { SortHeader } from '../components/SortHeader';
@@ -49,24 +49,31 @@ export function DevicesPage({ params }: { params: URLSearchParams }) {
 
   const data = query.data;
   const header = { sort, order, onSort };
+  const noDevices = data !== undefined && data.total === 0 && search === '' && offset === 0;
 
   return (
     <>
       <div className="page-header">
         <PageHeading page="devices">Devices</PageHeading>
-        {data ? <p className="page-header__meta">{data.total.toLocaleString('en')} enrolled</p> : null}
+        {data ? (
+          <p className="page-header__meta">
+            {formatNumber(data.total)} {search ? (data.total === 1 ? 'match' : 'matches') : 'enrolled'}
+          </p>
+        ) : null}
       </div>
 
-      <div className="toolbar">
-        <SearchBox id="device-search" label="Search devices" value={search}
-          placeholder="Hostname, OS, group or label" onSearch={(v) => go({ search: v, page: null }, true)} />
-      </div>
+      {noDevices ? null : (
+        <div className="toolbar">
+          <SearchBox id="device-search" label="Search devices" value={search}
+            placeholder="Hostname, OS, group or label" onSearch={(v) => go({ search: v, page: null }, true)} />
+        </div>
+      )}
 
       {query.isPending ? (
         <Loading label="Loading devices…" />
       ) : !data ? (
         <ErrorNotice title="Could not load devices" error={query.error} onRetry={() => void query.refetch()} />
-      ) : data.total === 0 && search === '' && offset === 0 ? (
+      ) : noDevices ? (
         <EmptyState />
       ) : (
         <>
@@ -91,29 +98,19 @@ export function DevicesPage({ params }: { params: URLSearchParams }) {
                 {data.items.map((d) => (
                   <tr key={d.id}>
                     <th scope="row" className="cell-strong">
-                      <a href={href(devicePath(d.id))}>{d.hostname}</a>
+                      <a href={href(devicePath(d.id))} className="hostname" title={d.hostname}>{d.hostname}</a>
                     </th>
                     <td>{osLabel(d.os)}</td>
-                    <td>{d.group ? d.group.name : <span className="muted">—</span>}</td>
-                    <td><Labels labels={d.labels} /></td>
-                    <td className="num"><PackageCount device={d} /></td>
-                    <td className="nowrap"><RelativeTime iso={d.lastSeenAt} /></td>
+                    <td className="nowrap-wide">{d.group ? d.group.name : <span className="muted">—</span>}</td>
+                    <td className="col-labels"><Labels labels={d.labels} /></td>
+                    <td className="num nowrap-wide"><PackageCount device={d} /></td>
+                    <td className="nowrap-wide"><RelativeTime iso={d.lastSeenAt} /></td>
                     <td><StatusBadge status={d.status} /></td>
                   </tr>
                 ))}
                 {data.items.length === 0 ? (
-                  <tr>
-                    <td colSpan={7} className="table__empty">
-                      {offset > 0 && data.total > 0 ? (
-                        <>
-                          Nothing on this page.{' '}
-                          <button type="button" className="link-button" onClick={() => onOffset(0)}>Go to the first page</button>
-                        </>
-                      ) : (
-                        <>No devices match “{search}”.</>
-                      )}
-                    </td>
-                  </tr>
+                  <EmptyRow colSpan={7} offset={offset} total={data.total} noMatch={`No devices match “${search}”.`}
+                    onFirstPage={() => onOffset(0)} />
                 ) : null}
               </tbody>
             </table>

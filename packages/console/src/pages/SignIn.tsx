@@ -44,7 +44,9 @@ export function SignInPage({ notice }: Props) {
         </p>
         <h1 className="signin__title">Sign in</h1>
         {notice && !error ? (
-          <p className={`notice notice--${notice.tone}`} role="status">{notice.message}</p>
+          <p className={`notice notice--${notice.tone}`} role={notice.tone === 'error' ? 'alert' : 'status'}>
+            {notice.message}
+          </p>
         ) : null}
         {error ? <ErrorNotice title="Sign-in failed" error={error} /> : null}
         <form onSubmit={(e) => void submit(e)} noValidate>

@@ -134,7 +134,7 @@ export async function listDevices(db: Kysely<DB>, q: DeviceQuery): Promise<{ ite
   const column = DEVICE_SORTS[q.sort ?? 'hostname'];
   const order = q.order ?? 'asc';
   const rows = await query
-    .orderBy(sql.ref(column), sql.raw(`${order} nulls ${order === 'asc' ? 'first' : 'last'}`))
+    .orderBy(sql.ref(column), (ob) => (order === 'asc' ? ob.asc().nullsFirst() : ob.desc().nullsLast()))
     .orderBy('d.id')
     .limit(q.limit)
     .offset(q.offset)

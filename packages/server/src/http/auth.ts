@@ -16,6 +16,10 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     auth?: AuthRequirement;
   }
+  interface FastifyInstance {
+    /** Every route with its auth requirement, as registered (tests check each one). */
+    declaredRoutes: { method: string; url: string; auth: AuthRequirement }[];
+  }
   interface FastifyRequest {
     admin?: AdminIdentity;
     device?: DeviceIdentity;
@@ -33,6 +37,8 @@ export function requireDevice(req: FastifyRequest): DeviceIdentity {
 }
 
 export function registerAuth(app: FastifyInstance, db: Kysely<DB>): void {
+  const declared: FastifyInstance['declaredRoutes'] = [];
+  app.decorate('declaredRoutes', declared);
   app.addHook('onRoute', (route) => {
     // the console's static files and the API documentation are public by nature
     if (!route.url.startsWith('/api/') || route.url.startsWith('/api/docs')) {
@@ -42,6 +48,7 @@ export function registerAuth(app: FastifyInstance, db: Kysely<DB>): void {
     if (auth !== 'public' && auth !== 'admin' && auth !== 'device') {
       throw new Error(`route ${String(route.method)} ${route.url} declares no auth requirement`);
     }
+    for (const method of [route.method].flat()) declared.push({ method, url: route.url, auth });
   });
 
   app.addHook('onRequest', async (req) => {

@@ -1,7 +1,8 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { PackageFact, packageLine } from '@patchwarden/core';
+import { packageLine } from '@patchwarden/core';
+import type { PackageFact } from '@patchwarden/core';
 import { MAX_PROBLEMS, parseDpkgStatus } from './parse.js';
 import { dpkgQuery, makeAdmindir } from './dpkg-query.testutil.js';
 
@@ -165,7 +166,6 @@ describe('parseDpkgStatus on malformed input', () => {
 
   it('survives a 10 MB single line, with short messages', () => {
     const big = 'x'.repeat(10 * 1024 * 1024);
-    const started = performance.now();
     const p1 = one(big);
     expect(p1.message.length).toBeLessThan(200);
     const p2 = one(para({ Package: big }));
@@ -174,7 +174,11 @@ describe('parseDpkgStatus on malformed input', () => {
     one(para({ Version: `1.${big}` }));
     // a huge value in a field we do not read costs nothing
     expect(parseDpkgStatus(para({ Description: big })).packages).toEqual([pkg('hello', '2.10-3')]);
-    expect(performance.now() - started).toBeLessThan(5000);
+  });
+
+  it('handles many lines without a colon', () => {
+    const r = parseDpkgStatus(`${'x\n'.repeat(1_000_000)}Package: late\n\n${'y\n\n'.repeat(1_000_000)}z: 1\n`);
+    expect(r.skipped).toBe(1_000_002);
   });
 
   it('lists at most MAX_PROBLEMS problems but counts every skipped entry', () => {

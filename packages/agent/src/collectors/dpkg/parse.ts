@@ -163,8 +163,10 @@ export function parseDpkgStatus(text: string): DpkgParseResult {
       else if (last !== F.None) bad ??= `unexpected continuation line in ${FIELD_LABEL[last]} field`;
       continue;
     }
-    const colon = text.indexOf(':', start);
-    if (colon === -1 || colon >= end) {
+    // Not indexOf: on colon-less lines it would scan on past the line, quadratic on garbage.
+    let colon = start;
+    while (colon < end && text.charCodeAt(colon) !== 58) colon++;
+    if (colon === end) {
       bad ??= `line ${lineNo} is not a field: '${snippet(text.slice(start, Math.min(end, start + 100)))}'`;
       last = F.None;
       continue;

@@ -4,14 +4,21 @@ import type { DeviceDetail, PackageFact, Page } from '../../api/types';
 import { Badge } from '../../components/Badge';
 import { ErrorNotice, Loading } from '../../components/ErrorNotice';
 import { offsetFromPage } from '../../components/format';
-import { Pager } from '../../components/Pager';
+import { EmptyRow, Pager } from '../../components/Pager';
 import { SearchBox } from '../../components/SearchBox';
 import { devicePath, updateParams, type ParamValues } from '../../router';
 
 const PAGE_SIZE = 100;
 
+type Props = {
+  device: DeviceDetail;
+  /** The device as the URL names it (its id, or a hostname: the server accepts both). */
+  routeId: string;
+  params: URLSearchParams;
+};
+
 /** The device's package inventory, searchable, a hundred rows a page. */
-export function Packages({ device, params }: { device: DeviceDetail; params: URLSearchParams }) {
+export function Packages({ device, routeId, params }: Props) {
   const search = params.get('search') ?? '';
   const offset = offsetFromPage(params.get('page'), PAGE_SIZE);
   const id = device.id;
@@ -24,17 +31,21 @@ export function Packages({ device, params }: { device: DeviceDetail; params: URL
     placeholderData: keepPreviousData,
   });
 
-  const go = (changes: ParamValues, replace = false) => updateParams(devicePath(id), params, changes, replace);
+  const go = (changes: ParamValues, replace = false) => updateParams(devicePath(routeId), params, changes, replace);
   const onOffset = (next: number) => go({ page: next > 0 ? Math.floor(next / PAGE_SIZE) + 1 : null });
   const data = query.data;
   const inventory = device.inventory;
+  // Without an inventory there is nothing to search (unless a search is already in the URL).
+  const noInventory = inventory.status !== 'ok' && inventory.status !== 'error' && search === '' && data?.total === 0;
 
   return (
     <section className="card card--flush" aria-labelledby="packages-title">
       <div className="card__header">
         <h2 id="packages-title" className="card__title">Packages</h2>
-        <SearchBox id="package-search" label="Search packages" value={search} placeholder="Name or source"
-          onSearch={(v) => go({ search: v, page: null }, true)} />
+        {noInventory ? null : (
+          <SearchBox id="package-search" label="Search packages" value={search} placeholder="Name or source" inline
+            onSearch={(v) => go({ search: v, page: null }, true)} />
+        )}
       </div>
 
       {inventory.status !== 'ok' && inventory.status !== 'none' ? (
@@ -51,9 +62,8 @@ export function Packages({ device, params }: { device: DeviceDetail; params: URL
       ) : !data ? (
         <ErrorNotice title="Could not load packages" error={query.error} onRetry={() => void query.refetch()} />
       ) : data.total === 0 && search === '' && offset === 0 ? (
-        <p className="card__note muted">
-          {inventory.status === 'none' ? 'The agent has not sent a package inventory yet.' : 'No packages reported.'}
-        </p>
+        inventory.status === 'none' ? <p className="card__note muted">The agent has not sent a package inventory yet.</p>
+          : inventory.status === 'ok' ? <p className="card__note muted">No packages reported.</p> : null
       ) : (
         <>
           {query.isError ? (
@@ -82,18 +92,8 @@ export function Packages({ device, params }: { device: DeviceDetail; params: URL
                   </tr>
                 ))}
                 {data.items.length === 0 ? (
-                  <tr>
-                    <td colSpan={5} className="table__empty">
-                      {offset > 0 && data.total > 0 ? (
-                        <>
-                          Nothing on this page.{' '}
-                          <button type="button" className="link-button" onClick={() => onOffset(0)}>Go to the first page</button>
-                        </>
-                      ) : (
-                        <>No packages match “{search}”.</>
-                      )}
-                    </td>
-                  </tr>
+                  <EmptyRow colSpan={5} offset={offset} total={data.total} noMatch={`No packages match “${search}”.`}
+                    onFirstPage={() => onOffset(0)} />
                 ) : null}
               </tbody>
             </table>

@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { applyDelta, diffInventories, inventoryHash, sortInventory } from './inventory.js';
+import type { PackageFact } from './facts.js';
+
+const p = (name: string, version: string, arch = 'amd64'): PackageFact => ({ manager: 'dpkg', name, version, arch, state: 'installed' });
+
+describe('inventories', () => {
+  it('hashes the same packages the same whatever their order', () => {
+    const a = [p('b', '1'), p('a', '2'), p('a', '2', 'i386')];
+    const b = [p('a', '2', 'i386'), p('b', '1'), p('a', '2')];
+    sortInventory(a);
+    sortInventory(b);
+    expect(inventoryHash(a)).toBe(inventoryHash(b));
+    expect(inventoryHash(a)).not.toBe(inventoryHash([p('a', '2'), p('b', '1')]));
+    expect(inventoryHash([{ ...p('a', '1'), source: 'x' }])).not.toBe(inventoryHash([p('a', '1')]));
+  });
+
+  it('finds duplicated keys', () => {
+    expect(sortInventory([p('a', '1'), p('a', '2')])).toBe('dpkg\ta\tamd64');
+    expect(sortInventory([p('a', '1'), p('a', '1', 'i386')])).toBeNull();
+  });
+
+  it('turns one inventory into another with a delta', () => {
+    const before = [p('a', '1'), p('b', '1'), p('c', '1')];
+    const after = [p('a', '1'), p('b', '2'), p('d', '1')];
+    const d = diffInventories(before, after);
+    expect(d).toEqual({ add: [p('b', '2'), p('d', '1')], remove: [{ manager: 'dpkg', name: 'c', arch: 'amd64' }] });
+    const rebuilt = applyDelta(before, d);
+    sortInventory(after);
+    expect(inventoryHash(rebuilt)).toBe(inventoryHash(after));
+  });
+});

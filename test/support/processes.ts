@@ -1,0 +1,122 @@
+/** Real processes for integration tests: the built CLI, a server, agents, a byte-counting proxy. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const CLI = join(ROOT, 'packages/cli/bin/patchwarden.js');
+
+export function assertBuilt(): void {
+  if (!existsSync(join(ROOT, 'packages/cli/dist/main.js'))) {
+    throw new Error('the CLI is not built: run `npm run build` (npm test does it first)');
+  }
+}
+
+export interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI without blocking this process (a proxy or server in it must keep serving). */
+export function cli(args: string[], opts: { env?: Record<string, string>; input?: string } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+export interface ServerProcess {
+  url: string;
+  adminToken: string;
+  child: ChildProcess;
+  output: () => string;
+  stop(): Promise<void>;
+}
+
+export async function startServerProcess(dataDir: string, extra: string[] = []): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [CLI, 'server', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 30_000);
+    const check = () => {
+      const m = /API docs:\s+(http:\/\/[^/\s]+)\/api\/docs/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    };
+    child.stdout!.on('data', check);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}:\n${out}`));
+    });
+  });
+  const adminToken = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+  return {
+    url,
+    adminToken,
+    child,
+    output: () => out,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** A TCP proxy that counts the bytes of every connection in both directions. */
+export async function countingProxy(target: string) {
+  const t = new URL(target);
+  const connections: { up: number; down: number }[] = [];
+  const server = net.createServer((client) => {
+    const c = { up: 0, down: 0 };
+    connections.push(c);
+    const upstream = net.connect(Number(t.port), t.hostname);
+    client.on('data', (d) => (c.up += d.length));
+    upstream.on('data', (d) => (c.down += d.length));
+    client.pipe(upstream).pipe(client);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    /** Bytes of the connections opened since `mark`. */
+    mark: () => connections.length,
+    since(mark: number) {
+      const cs = connections.slice(mark);
+      return { connections: cs.length, up: cs.reduce((s, c) => s + c.up, 0), down: cs.reduce((s, c) => s + c.down, 0) };
+    },
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+export async function api<T = unknown>(server: ServerProcess, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const res = await fetch(server.url + path, {
+    method,
+    headers: { authorization: `Bearer ${server.adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+}

@@ -10,6 +10,8 @@ const [url, adminToken, devicesArg, secondsArg] = process.argv.slice(2);
 const DEVICES = Number(devicesArg ?? 200);
 const SECONDS = Number(secondsArg ?? 10);
 const CONCURRENCY = 32;
+// PW_PHASES=fullIdentical,hashOnly,fullDistinct picks phases (for profiling one of them)
+const PHASES = new Set((process.env.PW_PHASES ?? 'fullIdentical,hashOnly,fullDistinct').split(','));
 const target = new URL(url);
 const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
 
@@ -109,21 +111,21 @@ const result = { devices: DEVICES, packagesPerInventory: base.length, concurrenc
 
 // 1. full inventories identical to a stored set (the first one stores it)
 const identical = devices.map((d) => gzipSync(Buffer.from(JSON.stringify(fullBody(d, base, baseHash)))));
-result.fullIdentical = await drive(SECONDS, (i) =>
+if (PHASES.has('fullIdentical')) result.fullIdentical = await drive(SECONDS, (i) =>
   postRaw('/api/v1/agent/checkin', { 'content-type': 'application/json', 'content-encoding': 'gzip', authorization: `Bearer ${devices[i % DEVICES].token}` }, identical[i % DEVICES]),
 );
-result.fullIdentical.bodyBytesGzip = identical[0].length;
+if (result.fullIdentical) result.fullIdentical.bodyBytesGzip = identical[0].length;
 
 // 2. hash-only check-ins (every device is known now)
 const sameBodies = devices.map((d) => Buffer.from(JSON.stringify({ protocol: PROTOCOL_VERSION, systemHash: d.systemHash, inventory: { mode: 'same', hash: baseHash } })));
-result.hashOnly = await drive(SECONDS, (i) =>
+if (PHASES.has('hashOnly')) result.hashOnly = await drive(SECONDS, (i) =>
   postRaw('/api/v1/agent/checkin', { 'content-type': 'application/json', authorization: `Bearer ${devices[i % DEVICES].token}` }, sameBodies[i % DEVICES]),
 );
-result.hashOnly.bodyBytes = sameBodies[0].length;
+if (result.hashOnly) result.hashOnly.bodyBytes = sameBodies[0].length;
 
 // 3. full inventories that differ from every stored set: five packages at versions no set has
 let unique = 0;
-result.fullDistinct = await drive(SECONDS, async (i) => {
+if (PHASES.has('fullDistinct')) result.fullDistinct = await drive(SECONDS, async (i) => {
   const u = unique++;
   const pk = base.map((p) => ({ ...p }));
   for (let k = 0; k < 5; k++) {
@@ -133,7 +135,7 @@ result.fullDistinct = await drive(SECONDS, async (i) => {
   const hash = inventoryHash(pk);
   return post('/api/v1/agent/checkin', devices[i % DEVICES].token, fullBody(devices[i % DEVICES], pk, hash), { gzip: true });
 });
-result.fullDistinct.newSets = unique;
+if (result.fullDistinct) result.fullDistinct.newSets = unique;
 
 process.stdout.write(JSON.stringify(result));
 agent.destroy();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyDelta, diffInventories, inventoryHash, sortInventory } from './inventory.js';
+import { applyDelta, diffInventories, inventoryHash, rawInventoryHash, sortInventory } from './inventory.js';
 import type { PackageFact } from './facts.js';
 
 const p = (name: string, version: string, arch = 'amd64'): PackageFact => ({ manager: 'dpkg', name, version, arch, state: 'installed' });
@@ -28,5 +28,19 @@ describe('inventories', () => {
     const rebuilt = applyDelta(before, d);
     sortInventory(after);
     expect(inventoryHash(rebuilt)).toBe(inventoryHash(after));
+  });
+
+  it('hashes raw JSON items like checked ones, and declines anything unusual', () => {
+    const pk = [p('b', '1'), { ...p('a', '2'), source: 'src', sourceVersion: '2+b1' }];
+    sortInventory(pk);
+    const raw = JSON.parse(JSON.stringify(pk)) as unknown[];
+    expect(rawInventoryHash(raw)).toBe(inventoryHash(pk));
+    expect(rawInventoryHash([raw[1], raw[0]])).toBeNull(); // not sorted
+    expect(rawInventoryHash([raw[0], raw[0]])).toBeNull(); // duplicate
+    expect(rawInventoryHash([{ ...(raw[0] as object), extra: 'x' }])).toBeNull();
+    expect(rawInventoryHash([{ ...(raw[0] as object), source: '' }])).toBeNull();
+    expect(rawInventoryHash([{ ...(raw[0] as object), version: 1 }])).toBeNull();
+    expect(rawInventoryHash([{ name: 'a', version: '1', arch: 'all', state: 'installed' }])).toBeNull();
+    expect(rawInventoryHash(['a', null, []])).toBeNull();
   });
 });

@@ -48,3 +48,26 @@ export const CheckinResponse = z.object({
   nextCheckinSeconds: z.number().int().positive(),
 });
 export type CheckinResponse = z.infer<typeof CheckinResponse>;
+
+/**
+ * The check-in with its package lists unchecked: what the server validates first, so that an
+ * inventory identical to a stored set can be recognised by its hash before the costly
+ * per-package checks (which then run only for new content). See rawInventoryHash.
+ */
+export const CheckinEnvelope = z.strictObject({
+  protocol: z.literal(PROTOCOL_VERSION),
+  systemHash: Sha256Hex,
+  system: SystemFacts.optional(),
+  inventory: z.discriminatedUnion('mode', [
+    z.strictObject({ mode: z.literal('same'), hash: Sha256Hex }),
+    z.strictObject({
+      mode: z.literal('delta'),
+      base: Sha256Hex,
+      hash: Sha256Hex,
+      add: z.array(PackageFact).max(LIMITS.maxPackages),
+      remove: z.array(PackageKey).max(LIMITS.maxPackages),
+    }),
+    z.strictObject({ mode: z.literal('full'), hash: Sha256Hex, packages: z.array(z.unknown()).max(LIMITS.maxPackages) }),
+  ]),
+});
+export type CheckinEnvelope = z.infer<typeof CheckinEnvelope>;

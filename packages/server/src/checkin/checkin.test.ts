@@ -145,6 +145,15 @@ for (const tdb of testDatabases) {
         ['numbers where strings belong', () => ({ body: pkg({ version: 1.5 }) }), 400, 'E_VALIDATION'],
         ['unknown package state', () => ({ body: pkg({ state: 'pwned' }) }), 400, 'E_VALIDATION'],
         ['deeply nested JSON', () => ({ raw: '['.repeat(100_000) + ']'.repeat(100_000) }), 400, 'E_VALIDATION'],
+        ['a __proto__ key', () => ({ raw: JSON.stringify(good()).replace('{', '{"__proto__":{"admin":true},') }), 400, 'E_VALIDATION'],
+        ['a __proto__ key in a package', () => ({ raw: JSON.stringify(pkg({})).replace('{"manager"', '{"__proto__":{"x":1},"manager"') }), 400, 'E_VALIDATION'],
+        ['a constructor key', () => ({ raw: JSON.stringify(good()).replace('{', '{"constructor":{"prototype":{"x":1}},') }), 400, 'E_VALIDATION'],
+        ['a stored inventory with one extra field in a package', () => ({
+          body: checkinBody(sys, { mode: 'full', hash: base.hash, packages: base.packages.map((x, i) => (i === 7 ? { ...x, extra: 'x' } : x)) }),
+        }), 400, 'E_VALIDATION'],
+        ['a stored inventory with one invalid version', () => ({
+          body: checkinBody(sys, { mode: 'full', hash: base.hash, packages: base.packages.map((x, i) => (i === 7 ? { ...x, version: '1;id' } : x)) }),
+        }), 400, 'E_VALIDATION'],
         ['the same package twice', () => ({ body: checkinBody(sys, { mode: 'full', hash: base.hash, packages: [...base.packages, base.packages[0]] }) }), 400, 'E_VALIDATION'],
         ['over 16 MiB', () => ({ raw: JSON.stringify({ ...good(), pad: 'x'.repeat(17 * 1024 * 1024) }) }), 413, 'E_PAYLOAD_TOO_LARGE'],
         ['a gzip bomb', () => ({ raw: gzipSync(Buffer.alloc(200 * 1024 * 1024, 32)), headers: { 'content-encoding': 'gzip' } }), 413, 'E_PAYLOAD_TOO_LARGE'],

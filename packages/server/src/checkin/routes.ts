@@ -1,5 +1,5 @@
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { CheckinRequest, EnrollRequest } from '@patchwarden/core';
+import { validatorCompiler, type FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { CheckinEnvelope, CheckinRequest, EnrollRequest } from '@patchwarden/core';
 import type { AppContext } from '../http/context.js';
 import { requireDevice } from '../http/auth.js';
 import { checkin, enroll } from './service.js';
@@ -27,10 +27,12 @@ export function checkinRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         schema: {
           tags: ['agent'],
           summary: 'Report facts: full, as a delta against a known inventory, or only its hash',
+          // documented as the full request; checked first as the envelope, then in the handler
           body: CheckinRequest,
         },
+        validatorCompiler: (route) => validatorCompiler({ ...route, schema: CheckinEnvelope }),
       },
-      async (req) => checkin(ctx, requireDevice(req), req.body),
+      async (req) => checkin(ctx, requireDevice(req), req.body as unknown as CheckinEnvelope),
     );
   };
 }

@@ -9,20 +9,24 @@ import {
   inventoryHash,
   PatchwardenError,
   sortInventory,
-  type CheckinRequest,
+  type CheckinEnvelope,
   type CheckinResponse,
   type EnrollRequest,
   type EnrollResponse,
-  type PackageFact,
+  PackageFact,
+  rawInventoryHash,
   type SystemFacts,
 } from '@patchwarden/core';
+import { z } from 'zod';
 import type { DB, DevicesTable } from '../db/schema.js';
+import type { Dialect } from '../db/database.js';
 import { hashToken, newId, newToken } from '../auth/tokens.js';
 import { useSecret } from '../enrollment/store.js';
 import { ensureSet, findSet, loadSetPackages, type SetCache, type SetRef } from '../inventory/store.js';
 
 export interface CheckinContext {
   db: Kysely<DB>;
+  dialect: Dialect;
   sets: SetCache;
   now: () => number;
   checkinIntervalSeconds: number;
@@ -127,7 +131,17 @@ function checkedInventory(packages: PackageFact[], declared: string): PackageFac
   return packages;
 }
 
-export async function checkin(ctx: CheckinContext, device: DeviceIdentity, req: CheckinRequest): Promise<CheckinResponse> {
+const PackageList = z.array(PackageFact);
+
+/** The per-package checks of a full inventory, with the failing item's path in the error. */
+function checkedPackages(items: unknown[]): PackageFact[] {
+  const r = PackageList.safeParse(items);
+  if (r.success) return r.data;
+  const details = r.error.issues.slice(0, 20).map((i) => ({ path: `/inventory/packages/${i.path.join('/')}`, message: i.message }));
+  throw new PatchwardenError('E_VALIDATION', `invalid request body: ${details[0]!.path} ${details[0]!.message}`, { details });
+}
+
+export async function checkin(ctx: CheckinContext, device: DeviceIdentity, req: CheckinEnvelope): Promise<CheckinResponse> {
   if (device.status !== 'active') {
     throw new PatchwardenError('E_DEVICE_REVOKED', 'this device has been revoked', { hint: 'an administrator must enroll it again' });
   }
@@ -155,30 +169,36 @@ export async function checkin(ctx: CheckinContext, device: DeviceIdentity, req: 
       newPackages = checkedInventory(applyDelta(before, inv), inv.hash);
     }
   } else {
-    set = await knownSet(ctx, inv.hash);
-    // an identical set is stored already: the packages sent still have to hash as declared
-    newPackages = checkedInventory(inv.packages, inv.hash);
-    if (set) newPackages = null;
+    // identical to a stored (so already checked) set: recognised by hashing the items as sent
+    const known = rawInventoryHash(inv.packages) === inv.hash ? await knownSet(ctx, inv.hash) : null;
+    if (known) set = known;
+    else newPackages = checkedInventory(checkedPackages(inv.packages), inv.hash);
   }
 
   const now = ctx.now();
-  await ctx.db.transaction().execute(async (tx) => {
-    if (newPackages) {
-      set = await ensureSet(tx, newPackages, inv.hash, now);
-    }
-    const s = set!;
-    await tx
+  const pointDevice = (db: Kysely<DB>, s: SetRef) =>
+    db
       .updateTable('devices')
       .set({
         last_seen_at: now,
         package_set_id: s.id,
         package_count: s.packageCount,
-        ...(req.system ? systemColumns(req.system, req.systemHash) : {}),
+        ...(req.system && req.systemHash !== device.systemHash ? systemColumns(req.system, req.systemHash) : {}),
       })
       .where('id', '=', device.id)
       .where('status', '=', 'active')
       .execute();
-  });
+  if (newPackages) {
+    const pk = newPackages;
+    set = await ctx.db.transaction().execute(async (tx) => {
+      const s = await ensureSet(tx, ctx.dialect, pk, inv.hash, now);
+      await pointDevice(tx, s);
+      return s;
+    });
+  } else {
+    // one statement is atomic on its own: no transaction round trips for the common case
+    await pointDevice(ctx.db, set!);
+  }
   if (set) ctx.sets.put(set);
   return { inventoryHash: inv.hash, systemHash: req.systemHash, nextCheckinSeconds: ctx.checkinIntervalSeconds };
 }

@@ -4,9 +4,10 @@
  * and shared by every device whose inventory hashes the same.
  */
 import { createHash } from 'node:crypto';
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import { packageLine, type PackageFact } from '@patchwarden/core';
 import type { DB } from '../db/schema.js';
+import type { Dialect } from '../db/database.js';
 
 type Q = Kysely<DB> | Transaction<DB>;
 
@@ -72,15 +73,22 @@ export function rowToFact(r: {
   return p;
 }
 
+/**
+ * A whole array as one bound parameter, so a 1,500-item list is one short statement that
+ * stays prepared, instead of 1,500 placeholders compiled anew each time.
+ */
+function textList(dialect: Dialect, values: readonly string[]) {
+  return dialect === 'postgres'
+    ? sql<string>`(select unnest(${values as string[]}::text[]))`
+    : sql<string>`(select value from json_each(${JSON.stringify(values)}))`;
+}
+
 /** Ids of the package rows, inserting those not stored yet. */
-async function packageIds(db: Q, packages: readonly PackageFact[]): Promise<number[]> {
+async function packageIds(db: Q, dialect: Dialect, packages: readonly PackageFact[]): Promise<number[]> {
   const hashes = packages.map(keyHash);
   const ids = new Map<string, number>();
-  for (let i = 0; i < hashes.length; i += CHUNK) {
-    const part = hashes.slice(i, i + CHUNK);
-    const rows = await db.selectFrom('packages').select(['id', 'key_hash']).where('key_hash', 'in', part).execute();
-    for (const r of rows) ids.set(r.key_hash, r.id);
-  }
+  const rows = await db.selectFrom('packages').select(['id', 'key_hash']).where('key_hash', 'in', textList(dialect, hashes)).execute();
+  for (const r of rows) ids.set(r.key_hash, r.id);
   const missing: number[] = [];
   hashes.forEach((h, i) => {
     if (!ids.has(h)) missing.push(i);
@@ -122,10 +130,10 @@ async function packageIds(db: Q, packages: readonly PackageFact[]): Promise<numb
  * `hash` is the inventory hash of `sorted`; run inside a transaction so a set is never seen
  * half-written.
  */
-export async function ensureSet(db: Q, sorted: readonly PackageFact[], hash: string, now: number): Promise<SetRef> {
+export async function ensureSet(db: Q, dialect: Dialect, sorted: readonly PackageFact[], hash: string, now: number): Promise<SetRef> {
   const existing = await findSet(db, hash);
   if (existing) return existing;
-  const ids = await packageIds(db, sorted);
+  const ids = await packageIds(db, dialect, sorted);
   const inserted = await db
     .insertInto('package_sets')
     .values({ hash, package_count: sorted.length, created_at: now })
@@ -137,11 +145,10 @@ export async function ensureSet(db: Q, sorted: readonly PackageFact[], hash: str
     return (await findSet(db, hash))!;
   }
   const unique = [...new Set(ids)];
-  for (let i = 0; i < unique.length; i += CHUNK) {
-    await db
-      .insertInto('package_set_members')
-      .values(unique.slice(i, i + CHUNK).map((package_id) => ({ set_id: inserted.id, package_id })))
-      .execute();
-  }
+  const list =
+    dialect === 'postgres'
+      ? sql`select ${inserted.id}::int, unnest(${unique}::int[])`
+      : sql`select ${inserted.id}, value from json_each(${JSON.stringify(unique)})`;
+  await sql`insert into package_set_members (set_id, package_id) ${list}`.execute(db);
   return { id: inserted.id, hash, packageCount: sorted.length };
 }

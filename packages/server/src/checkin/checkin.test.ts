@@ -78,6 +78,7 @@ for (const tdb of testDatabases) {
       expect(d.json().lastSeenAt).toBe(new Date(h.clock.now).toISOString());
       expect(d.json().packageCount).toBe(after.packages.length);
       expect(d.json().inventoryHash).toBe(after.hash);
+      expect(d.json().inventory).toEqual({ status: 'ok' });
     });
 
     it('stores an identical inventory once for all devices that report it', async () => {

@@ -92,7 +92,8 @@ export async function enroll(ctx: CheckinContext, req: EnrollRequest): Promise<E
         package_set_id: null,
         package_count: 0,
         ...systemColumns(req.system, canonicalDigest(req.system)),
-        // the inventory itself arrives with the first check-in
+        // the inventory itself arrives with the first check-in, which then writes these
+        system_hash: null,
         inventory_status: 'none',
         inventory_message: null,
       })

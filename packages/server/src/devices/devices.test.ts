@@ -68,6 +68,10 @@ for (const tdb of testDatabases) {
       expect(r.json().labels).toEqual(['env=prod', 'pci']);
       r = await h.admin('POST', `/api/v1/devices/web-01/labels`, { remove: ['pci'] });
       expect(r.json().labels).toEqual(['env=prod']);
+      r = await h.admin('GET', '/api/v1/devices?search=PROD');
+      expect(r.json().items.map((d: { id: string }) => d.id)).toEqual([ids['web-01']]);
+      r = await h.admin('GET', '/api/v1/devices?search=servers');
+      expect(r.json().total).toBe(3);
       r = await h.admin('GET', '/api/v1/devices?label=env%3Dprod');
       expect(r.json().items.map((d: { id: string }) => d.id)).toEqual([ids['web-01']]);
       r = await h.admin('POST', `/api/v1/devices/web-01/labels`, { add: ['<script>'] });

@@ -116,6 +116,14 @@ export async function listDevices(db: Kysely<DB>, q: DeviceQuery): Promise<{ ite
       eb.or([
         eb(sql`lower(d.hostname)`, 'like', sql`${pat} escape '!'`),
         eb(sql`lower(coalesce(d.os_pretty, ''))`, 'like', sql`${pat} escape '!'`),
+        eb(sql`lower(coalesce(g.name, ''))`, 'like', sql`${pat} escape '!'`),
+        eb.exists(
+          eb
+            .selectFrom('device_labels as sl')
+            .select('sl.device_id')
+            .whereRef('sl.device_id', '=', 'd.id')
+            .where(sql`lower(sl.label)`, 'like', sql`${pat} escape '!'`),
+        ),
         eb('d.id', '=', q.search!),
       ]),
     );

@@ -152,12 +152,25 @@ describe('server and agents as separate processes', () => {
     expect(table.stdout).toMatch(/alpha\s+Debian GNU\/Linux 12 \(bookworm\)\s+lab/);
     const json = JSON.parse((await cli(['devices', 'list', '--json'], { env })).stdout);
     expect(json.total).toBe(2);
+
     const show = JSON.parse((await cli(['devices', 'show', 'beta', '--json'], { env })).stdout);
     expect(show.packages.total).toBe(show.packageCount);
     expect(show.timezone).toBe('Europe/Berlin');
     const missing = await cli(['devices', 'show', 'nope'], { env });
     expect(missing.status).toBe(4);
     expect(missing.stderr).toMatch(/error E_NOT_FOUND: no device 'nope'/);
+  });
+
+  it('reports an RPM-based device as not supported yet, never as an empty inventory', async () => {
+    makeRoot(join(dir, 'rhel-root'), { hostname: 'rhel', rpm: true });
+    expect((await cli(['agent', 'enroll', '--server', server.url, '--secret', secret, ...agentArgs('rhel')])).status).toBe(0);
+    const r = await cli(['agent', 'run', '--once', '--json', ...agentArgs('rhel')]);
+    expect(r.status, r.stderr).toBe(0);
+    const d = (await api<Device & { inventory: { status: string; message?: string } }>(server, 'GET', '/api/v1/devices/rhel')).body;
+    expect(d.inventory.status).toBe('unsupported');
+    expect(d.inventory.message).toMatch(/RPM/);
+    const env = { PATCHWARDEN_SERVER: server.url, PATCHWARDEN_TOKEN: server.adminToken };
+    expect((await cli(['devices', 'list', '--search', 'rhel'], { env })).stdout).toMatch(/rhel .* unsupported/);
   });
 
   it('refuses a revoked device, and the agent says so', async () => {

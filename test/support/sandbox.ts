@@ -2,7 +2,8 @@
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export function makeRoot(dir: string, opts: { hostname: string; statusFrom?: string }): string {
+/** A root with os-release, hostname, time zone and a dpkg database (or, with `rpm`, an RPM one). */
+export function makeRoot(dir: string, opts: { hostname: string; statusFrom?: string; rpm?: boolean }): string {
   mkdirSync(join(dir, 'etc'), { recursive: true });
   mkdirSync(join(dir, 'var/lib/dpkg'), { recursive: true });
   writeFileSync(
@@ -11,7 +12,12 @@ export function makeRoot(dir: string, opts: { hostname: string; statusFrom?: str
   );
   writeFileSync(join(dir, 'etc/hostname'), `${opts.hostname}\n`);
   writeFileSync(join(dir, 'etc/timezone'), 'Europe/Berlin\n');
-  copyFileSync(opts.statusFrom ?? '/var/lib/dpkg/status', join(dir, 'var/lib/dpkg/status'));
+  if (opts.rpm) {
+    mkdirSync(join(dir, 'var/lib/rpm'), { recursive: true });
+    writeFileSync(join(dir, 'var/lib/rpm/rpmdb.sqlite'), '');
+  } else {
+    copyFileSync(opts.statusFrom ?? '/var/lib/dpkg/status', join(dir, 'var/lib/dpkg/status'));
+  }
   return dir;
 }
 

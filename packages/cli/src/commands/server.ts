@@ -84,7 +84,12 @@ export function serverCommands(program: Command): void {
       printBanner(server.url, config.dataDir, server.database.location, server.database.dialect, server.firstAdminToken);
       if (flags.agent) {
         const { startBuiltInAgent } = await import('../local-agent.js');
-        await startBuiltInAgent(server, config.dataDir);
+        try {
+          await startBuiltInAgent(server, config.dataDir);
+        } catch (err) {
+          // the server stays useful without it
+          console.error(`  The built-in agent could not report this machine: ${(err as Error).message}`);
+        }
       }
       console.log('\nPress Ctrl+C to stop.');
     });

@@ -99,6 +99,32 @@ for (const db of ['sqlite', 'postgres']) {
   rmSync(dir, { recursive: true, force: true });
 }
 
+// the agent's own cost of reading the host's dpkg database (our parser), best of 10
+{
+  const { parseDpkgStatus } = await import('@patchwarden/agent');
+  const text = readFileSync('/var/lib/dpkg/status', 'utf8');
+  parseDpkgStatus(text);
+  let best = Infinity;
+  for (let i = 0; i < 10; i++) {
+    const t0 = performance.now();
+    parseDpkgStatus(text);
+    best = Math.min(best, performance.now() - t0);
+  }
+  const mb = Buffer.byteLength(text) / 1e6;
+  results.dpkgStatusParse = { megabytes: Number(mb.toFixed(2)), packages: parseDpkgStatus(text).packages.length, ms: Number(best.toFixed(2)), megabytesPerSecond: Math.round(mb / (best / 1000)) };
+}
+
+if (args.includes('--fresh-start')) {
+  process.stderr.write('fresh clone, npm ci && npm start … (about a minute or two)\n');
+  const out = await new Promise((resolve, reject) => {
+    const child = spawn('bash', [join(root, 'bench/fresh-start.sh')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let o = '';
+    child.stdout.on('data', (d) => (o += d));
+    child.on('exit', (c) => (c === 0 ? resolve(o) : reject(new Error(`fresh-start exited ${c}`))));
+  });
+  results.freshStart = JSON.parse(out.trim().split('\n').pop());
+}
+
 results.goals = { hashOnlyPerSecondSqlite: 3000, fullIdenticalPerSecond: 300, fullDistinctPerSecond: 50 };
 mkdirSync(join(root, 'bench/results'), { recursive: true });
 const file = join(root, 'bench/results', `checkin-${results.date.slice(0, 10)}.json`);

@@ -6,3 +6,4 @@ export * from './protocol.js';
 export * from './states.js';
 export * from './version/index.js';
 export * from './defaults.js';
+export * from './api.js';

@@ -20,17 +20,18 @@ export const EnrollResponse = z.object({
 });
 export type EnrollResponse = z.infer<typeof EnrollResponse>;
 
-export const InventoryUpdate = z.discriminatedUnion('mode', [
-  z.strictObject({ mode: z.literal('same'), hash: Sha256Hex }),
-  z.strictObject({
-    mode: z.literal('delta'),
-    base: Sha256Hex,
-    hash: Sha256Hex,
-    add: z.array(PackageFact).max(LIMITS.maxPackages),
-    remove: z.array(PackageKey).max(LIMITS.maxPackages),
-  }),
-  z.strictObject({ mode: z.literal('full'), hash: Sha256Hex, packages: z.array(PackageFact).max(LIMITS.maxPackages) }),
-]);
+const SameInventory = z.strictObject({ mode: z.literal('same'), hash: Sha256Hex });
+const DeltaInventory = z.strictObject({
+  mode: z.literal('delta'),
+  base: Sha256Hex,
+  hash: Sha256Hex,
+  add: z.array(PackageFact).max(LIMITS.maxPackages),
+  remove: z.array(PackageKey).max(LIMITS.maxPackages),
+});
+const fullInventory = <T extends z.ZodType>(item: T) =>
+  z.strictObject({ mode: z.literal('full'), hash: Sha256Hex, packages: z.array(item).max(LIMITS.maxPackages) });
+
+export const InventoryUpdate = z.discriminatedUnion('mode', [SameInventory, DeltaInventory, fullInventory(PackageFact)]);
 export type InventoryUpdate = z.infer<typeof InventoryUpdate>;
 
 export const CheckinRequest = z.strictObject({
@@ -58,16 +59,6 @@ export const CheckinEnvelope = z.strictObject({
   protocol: z.literal(PROTOCOL_VERSION),
   systemHash: Sha256Hex,
   system: SystemFacts.optional(),
-  inventory: z.discriminatedUnion('mode', [
-    z.strictObject({ mode: z.literal('same'), hash: Sha256Hex }),
-    z.strictObject({
-      mode: z.literal('delta'),
-      base: Sha256Hex,
-      hash: Sha256Hex,
-      add: z.array(PackageFact).max(LIMITS.maxPackages),
-      remove: z.array(PackageKey).max(LIMITS.maxPackages),
-    }),
-    z.strictObject({ mode: z.literal('full'), hash: Sha256Hex, packages: z.array(z.unknown()).max(LIMITS.maxPackages) }),
-  ]),
+  inventory: z.discriminatedUnion('mode', [SameInventory, DeltaInventory, fullInventory(z.unknown())]),
 });
 export type CheckinEnvelope = z.infer<typeof CheckinEnvelope>;

@@ -6,4 +6,3 @@ export type { DB } from './db/schema.js';
 export { createAdminToken, countAdminTokens } from './auth/store.js';
 export { createSecret, revokeSecret } from './enrollment/store.js';
 export { createGroup } from './groups/store.js';
-export type { DeviceSummary, DeviceDetail } from './devices/store.js';

@@ -1,7 +1,6 @@
 /** Commands that talk to the admin API: devices, groups, enrollment secrets. */
 import type { Command } from 'commander';
-import { PatchwardenError } from '@patchwarden/core';
-import type { DeviceDetail, DeviceSummary } from '@patchwarden/server';
+import { PatchwardenError, type DeviceDetail, type DeviceSummary, type EnrollmentSecretInfo, type GroupInfo, type PackageFact, type Page } from '@patchwarden/core';
 import { ApiClient, type ClientOptions } from '../client.js';
 import { ago, printJson, table, type Column } from '../output.js';
 
@@ -72,7 +71,7 @@ export function adminCommands(program: Command): void {
     .option('--limit <n>', 'page size (max 1000)', '100')
     .option('--offset <n>', 'skip this many', '0')
     .action(async (f: Flags & Record<string, string | undefined>) => {
-      const res = await client(f).call<{ items: DeviceSummary[]; total: number }>(
+      const res = await client(f).call<Page<DeviceSummary>>(
         'GET',
         `/api/v1/devices${q({ search: f.search, group: f.group, label: f.label, status: f.status, sort: f.sort, order: f.order, limit: f.limit, offset: f.offset })}`,
       );
@@ -92,7 +91,7 @@ export function adminCommands(program: Command): void {
     .action(async (ref: string, f: Flags & { search?: string; limit: string; offset: string }) => {
       const c = client(f);
       const d = await c.call<DeviceDetail>('GET', `/api/v1/devices/${enc(ref)}`);
-      const pk = await c.call<{ items: { name: string; version: string; arch: string; source?: string; sourceVersion?: string; state: string }[]; total: number }>(
+      const pk = await c.call<Page<PackageFact>>(
         'GET',
         `/api/v1/devices/${enc(d.id)}/packages${q({ search: f.search, limit: f.limit, offset: f.offset })}`,
       );
@@ -145,7 +144,7 @@ export function adminCommands(program: Command): void {
     });
 
   const groups = program.command('groups').description('static device groups');
-  type Group = { id: string; name: string; description: string; deviceCount: number; createdAt: string };
+  type Group = GroupInfo;
   withClient(groups.command('list').description('list groups')).action(async (f: Flags) => {
     const res = await client(f).call<{ items: Group[] }>('GET', '/api/v1/groups');
     if (f.json) return printJson(res);
@@ -173,7 +172,7 @@ export function adminCommands(program: Command): void {
   );
 
   const secrets = program.command('secrets').description('enrollment secrets: what a new agent needs to enroll');
-  type Secret = { id: string; name: string; group: { name: string } | null; createdAt: string; revokedAt: string | null; lastUsedAt: string | null; uses: number; secret?: string };
+  type Secret = EnrollmentSecretInfo;
   const showSecret = (s: Secret, f: Flags) => {
     if (f.json) return printJson(s);
     console.log(`enrollment secret ${s.id} (${s.name}${s.group ? `, joins group ${s.group.name}` : ''})`);

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { AppContext } from '../http/context.js';
-import { changeDeviceLabels, DEVICE_SORTS, getDevice, listDevicePackages, listDevices, revokeDevice, setDeviceGroup } from './store.js';
+import { DEVICE_SORT_FIELDS } from '@patchwarden/core';
+import { changeDeviceLabels, getDevice, listDevicePackages, listDevices, revokeDevice, setDeviceGroup } from './store.js';
 
 export const LABEL_RE = /^[A-Za-z0-9][A-Za-z0-9._:=/-]{0,62}$/;
 const Label = z.string().regex(LABEL_RE, 'a label is 1–63 letters, digits and . _ : = / -, starting with a letter or digit');
@@ -27,7 +28,7 @@ export function deviceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
             group: z.string().max(200).optional(),
             label: Label.optional(),
             status: z.enum(['active', 'revoked']).optional(),
-            sort: z.enum(Object.keys(DEVICE_SORTS) as [keyof typeof DEVICE_SORTS]).optional(),
+            sort: z.enum(DEVICE_SORT_FIELDS).optional(),
             order: z.enum(['asc', 'desc']).optional(),
             ...Paging,
           }),

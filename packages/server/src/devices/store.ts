@@ -1,33 +1,9 @@
 import { sql, type Kysely } from 'kysely';
-import { PatchwardenError, SystemFacts, type CollectorReport, type OsFacts } from '@patchwarden/core';
+import { PatchwardenError, SystemFacts, type DeviceDetail, type DeviceSort, type DeviceSummary } from '@patchwarden/core';
 import type { DB, DevicesTable } from '../db/schema.js';
 import { rowToFact } from '../inventory/store.js';
 
-export interface DeviceSummary {
-  id: string;
-  hostname: string;
-  status: 'active' | 'revoked';
-  group: { id: string; name: string } | null;
-  labels: string[];
-  os: OsFacts | null;
-  kernel: string | null;
-  enrolledAt: string;
-  lastSeenAt: string | null;
-  packageCount: number;
-  inventory: { status: DevicesTable['inventory_status']; message?: string };
-}
-
-export interface DeviceDetail extends DeviceSummary {
-  timezone: string | null;
-  rebootRequired: boolean;
-  agentVersion: string | null;
-  machineId: string | null;
-  collectors: CollectorReport[];
-  inventoryHash: string | null;
-}
-
-export const DEVICE_SORTS = { hostname: 'd.hostname', lastSeen: 'd.last_seen_at', packages: 'd.package_count', os: 'd.os_pretty' } as const;
-export type DeviceSort = keyof typeof DEVICE_SORTS;
+export const DEVICE_SORTS: Record<DeviceSort, string> = { hostname: 'd.hostname', lastSeen: 'd.last_seen_at', packages: 'd.package_count', os: 'd.os_pretty' };
 
 export interface DeviceQuery {
   search?: string;

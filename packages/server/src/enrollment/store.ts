@@ -1,19 +1,9 @@
 import type { Kysely } from 'kysely';
-import { PatchwardenError } from '@patchwarden/core';
+import { PatchwardenError, type EnrollmentSecretInfo } from '@patchwarden/core';
 import type { DB } from '../db/schema.js';
 import { hashToken, newId, newToken } from '../auth/tokens.js';
 import { findGroup } from '../groups/store.js';
 
-export interface EnrollmentSecretInfo {
-  id: string;
-  name: string;
-  group: { id: string; name: string } | null;
-  createdAt: string;
-  rotatedAt: string | null;
-  revokedAt: string | null;
-  lastUsedAt: string | null;
-  uses: number;
-}
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 

@@ -1,15 +1,9 @@
 import type { Kysely } from 'kysely';
-import { PatchwardenError } from '@patchwarden/core';
+import { PatchwardenError, type GroupInfo } from '@patchwarden/core';
 import type { DB } from '../db/schema.js';
 import { newId } from '../auth/tokens.js';
 
-export interface Group {
-  id: string;
-  name: string;
-  description: string;
-  createdAt: string;
-  deviceCount: number;
-}
+type Group = GroupInfo;
 
 export async function listGroups(db: Kysely<DB>): Promise<Group[]> {
   const rows = await db

@@ -1,0 +1,68 @@
+/**
+ * The JSON shapes of the admin API's answers, shared by the server that builds them, the CLI
+ * and the console that read them (types only: nothing here runs).
+ */
+import type { CollectorReport, OsFacts, PackageFact } from './facts.js';
+
+export type InventoryStatus = 'ok' | 'unsupported' | 'error' | 'absent' | 'none';
+export type DeviceStatus = 'active' | 'revoked';
+
+export interface DeviceSummary {
+  id: string;
+  hostname: string;
+  status: DeviceStatus;
+  group: { id: string; name: string } | null;
+  labels: string[];
+  os: OsFacts | null;
+  kernel: string | null;
+  enrolledAt: string;
+  lastSeenAt: string | null;
+  packageCount: number;
+  inventory: { status: InventoryStatus; message?: string };
+}
+
+export interface DeviceDetail extends DeviceSummary {
+  timezone: string | null;
+  rebootRequired: boolean;
+  agentVersion: string | null;
+  machineId: string | null;
+  collectors: CollectorReport[];
+  inventoryHash: string | null;
+}
+
+export interface Page<T> {
+  items: T[];
+  total: number;
+}
+
+export type DevicePackagesPage = Page<PackageFact>;
+
+export interface GroupInfo {
+  id: string;
+  name: string;
+  description: string;
+  createdAt: string;
+  deviceCount: number;
+}
+
+export interface EnrollmentSecretInfo {
+  id: string;
+  name: string;
+  group: { id: string; name: string } | null;
+  createdAt: string;
+  rotatedAt: string | null;
+  revokedAt: string | null;
+  lastUsedAt: string | null;
+  uses: number;
+  /** Present only in the answer that created or rotated it. */
+  secret?: string;
+}
+
+export interface Whoami {
+  kind: 'admin';
+  name: string;
+}
+
+export const DEVICE_SORT_FIELDS = ['hostname', 'lastSeen', 'packages', 'os'] as const;
+export type DeviceSort = (typeof DEVICE_SORT_FIELDS)[number];
+export type SortOrder = 'asc' | 'desc';

@@ -7,3 +7,8 @@ export * from './states.js';
 export * from './version/index.js';
 export * from './defaults.js';
 export * from './api.js';
+export * from './rules/schema.js';
+export * from './rules/facts.js';
+export * from './rules/evaluate.js';
+export * from './patch.js';
+export * from './compliance.js';

@@ -11,5 +11,6 @@ export const PATCH_STATES = [
 ] as const;
 export type PatchState = (typeof PATCH_STATES)[number];
 
-export const SEVERITIES = ['critical', 'high', 'medium', 'low', 'none'] as const;
+/** `unknown`: the source gave none (an apt index carries no severity). */
+export const SEVERITIES = ['critical', 'high', 'medium', 'low', 'none', 'unknown'] as const;
 export type Severity = (typeof SEVERITIES)[number];

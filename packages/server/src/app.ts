@@ -18,6 +18,9 @@ import { checkinRoutes } from './checkin/routes.js';
 import { deviceRoutes } from './devices/routes.js';
 import { groupRoutes } from './groups/routes.js';
 import { enrollmentSecretRoutes } from './enrollment/routes.js';
+import { ComplianceEngine } from './compliance/engine.js';
+import { complianceRoutes } from './compliance/routes.js';
+import { catalogRoutes } from './catalog/routes.js';
 
 export const SERVER_VERSION = '0.1.0';
 
@@ -33,7 +36,7 @@ export interface AppOptions {
 
 export const DEFAULT_CONSOLE_DIR = fileURLToPath(new URL('../../console/dist', import.meta.url));
 
-export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance & { compliance: ComplianceEngine }> {
   const app = Fastify({
     logger:
       opts.logger === false
@@ -54,11 +57,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
+  const now = opts.now ?? Date.now;
   const ctx: AppContext = {
     db: opts.db,
     dialect: opts.dialect,
     sets: new SetCache(),
-    now: opts.now ?? Date.now,
+    compliance: new ComplianceEngine(opts.db, opts.dialect, now),
+    now,
     checkinIntervalSeconds: opts.checkinIntervalSeconds ?? 300,
     version: SERVER_VERSION,
   };
@@ -91,7 +96,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(deviceRoutes(ctx));
   await app.register(groupRoutes(ctx));
   await app.register(enrollmentSecretRoutes(ctx));
+  await app.register(catalogRoutes(ctx));
+  await app.register(complianceRoutes(ctx));
 
+  app.decorate('compliance', ctx.compliance);
   const consoleDir = opts.consoleDir ?? DEFAULT_CONSOLE_DIR;
   if (existsSync(consoleDir)) {
     await app.register(fastifyStatic, { root: consoleDir, wildcard: true, index: ['index.html'] });
@@ -100,5 +108,5 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       reply.type('text/plain').send('The console is not built. Run `npm run build`, then reload.\n'),
     );
   }
-  return app;
+  return app as unknown as FastifyInstance & { compliance: ComplianceEngine };
 }

@@ -23,10 +23,12 @@ import type { Dialect } from '../db/database.js';
 import { hashToken, newId, newToken } from '../auth/tokens.js';
 import { useSecret } from '../enrollment/store.js';
 import { ensureSet, findSet, loadSetPackages, type SetCache, type SetRef } from '../inventory/store.js';
+import type { ComplianceEngine } from '../compliance/engine.js';
 
 export interface CheckinContext {
   db: Kysely<DB>;
   dialect: Dialect;
+  compliance?: ComplianceEngine;
   sets: SetCache;
   now: () => number;
   checkinIntervalSeconds: number;
@@ -38,16 +40,19 @@ export interface DeviceIdentity {
   status: DevicesTable['status'];
   systemHash: string | null;
   setHash: string | null;
+  contextId: number | null;
 }
 
 export async function findDeviceByToken(db: Kysely<DB>, token: string): Promise<DeviceIdentity | null> {
   const row = await db
     .selectFrom('devices as d')
     .leftJoin('package_sets as s', 's.id', 'd.package_set_id')
-    .select(['d.id', 'd.status', 'd.system_hash', 's.hash as set_hash'])
+    .select(['d.id', 'd.status', 'd.system_hash', 'd.context_id', 's.hash as set_hash'])
     .where('d.token_hash', '=', hashToken(token))
     .executeTakeFirst();
-  return row ? { kind: 'device', id: row.id, status: row.status, systemHash: row.system_hash, setHash: row.set_hash } : null;
+  return row
+    ? { kind: 'device', id: row.id, status: row.status, systemHash: row.system_hash, setHash: row.set_hash, contextId: row.context_id }
+    : null;
 }
 
 function systemColumns(system: SystemFacts, systemHash: string) {
@@ -90,6 +95,7 @@ export async function enroll(ctx: CheckinContext, req: EnrollRequest): Promise<E
         last_seen_at: null,
         revoked_at: null,
         package_set_id: null,
+        context_id: null,
         package_count: 0,
         ...systemColumns(req.system, canonicalDigest(req.system)),
         // the inventory itself arrives with the first check-in, which then writes these
@@ -201,5 +207,16 @@ export async function checkin(ctx: CheckinContext, device: DeviceIdentity, req: 
     await pointDevice(ctx.db, set!);
   }
   if (set) ctx.sets.put(set);
+  const s = set!;
+  // nothing rules read changed: the device's states are current already
+  const changed = req.system !== undefined || s.hash !== device.setHash || device.contextId === null;
+  if (ctx.compliance && changed) {
+    const system =
+      req.system ??
+      (JSON.parse(
+        (await ctx.db.selectFrom('devices').select('system_json').where('id', '=', device.id).executeTakeFirstOrThrow()).system_json ?? 'null',
+      ) as SystemFacts | null);
+    if (system) await ctx.compliance.assignDevice(device.id, s, system, device.contextId);
+  }
   return { inventoryHash: inv.hash, systemHash: req.systemHash, nextCheckinSeconds: ctx.checkinIntervalSeconds };
 }

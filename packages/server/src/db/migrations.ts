@@ -111,10 +111,85 @@ const initial = (dialect: Dialect): Migration => ({
   },
 });
 
+/** The catalog and compliance: patches, coverage, evaluation contexts and their states. */
+const compliance = (dialect: Dialect): Migration => ({
+  async up(db: Db) {
+    const withoutRowid = <T extends { modifyEnd(x: unknown): T }>(t: T): T => (dialect === 'sqlite' ? t.modifyEnd(sql`without rowid`) : t);
+    await db.schema
+      .createTable('patches')
+      .addColumn('pk', serial(dialect), (c) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+      .addColumn('id', 'text', (c) => c.notNull().unique())
+      .addColumn('revision', 'integer', (c) => c.notNull())
+      .addColumn('digest', 'text', (c) => c.notNull())
+      .addColumn('title', 'text', (c) => c.notNull())
+      .addColumn('severity', 'text', (c) => c.notNull())
+      .addColumn('release_date', 'text')
+      .addColumn('source_kind', 'text', (c) => c.notNull())
+      .addColumn('manifest_json', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('updated_at', 'bigint', (c) => c.notNull())
+      .execute();
+
+    await db.schema
+      .createTable('coverage')
+      .addColumn('key', 'text', (c) => c.primaryKey())
+      .addColumn('platform_json', 'text', (c) => c.notNull())
+      .addColumn('source_json', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'bigint', (c) => c.notNull())
+      .execute();
+
+    await db.schema
+      .createTable('catalog_meta')
+      .addColumn('key', 'text', (c) => c.primaryKey())
+      .addColumn('value', 'bigint', (c) => c.notNull())
+      .execute();
+
+    // An evaluation context: one package set with the OS facts rules read. Identical devices
+    // share one, so a thousand identical machines cost one evaluation and one set of states.
+    await db.schema
+      .createTable('eval_contexts')
+      .addColumn('id', serial(dialect), (c) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+      .addColumn('key', 'text', (c) => c.notNull().unique())
+      .addColumn('package_set_id', 'integer', (c) => c.notNull().references('package_sets.id'))
+      .addColumn('system_json', 'text', (c) => c.notNull())
+      .addColumn('generation', 'bigint', (c) => c.notNull())
+      // 0: no feed covers its OS release and architecture, so every patch is not_assessed
+      // (stored here once, not as a row per patch)
+      .addColumn('covered', 'integer', (c) => c.notNull().defaultTo(1))
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .execute();
+
+    await withoutRowid(
+      db.schema
+        .createTable('context_states')
+        .addColumn('context_id', 'integer', (c) => c.notNull().references('eval_contexts.id').onDelete('cascade'))
+        .addColumn('patch_pk', 'integer', (c) => c.notNull().references('patches.pk').onDelete('cascade'))
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('detail', 'text')
+        .addPrimaryKeyConstraint('context_states_pk', ['context_id', 'patch_pk']),
+    ).execute();
+    await db.schema.createIndex('context_states_patch').on('context_states').columns(['patch_pk', 'state']).execute();
+
+    await db.schema.alterTable('devices').addColumn('context_id', 'integer', (c) => c.references('eval_contexts.id')).execute();
+    await db.schema.createIndex('devices_context').on('devices').column('context_id').execute();
+
+    await withoutRowid(
+      db.schema
+        .createTable('compliance_history')
+        .addColumn('day', 'text', (c) => c.notNull())
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('severity', 'text', (c) => c.notNull())
+        .addColumn('count', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('compliance_history_pk', ['day', 'device_id', 'state', 'severity']),
+    ).execute();
+  },
+});
+
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations() {
-      return { '0001_initial': initial(dialect) };
+      return { '0001_initial': initial(dialect), '0002_compliance': compliance(dialect) };
     },
   };
 }

@@ -18,6 +18,7 @@ export interface DevicesTable {
   package_count: number;
   inventory_status: 'ok' | 'unsupported' | 'error' | 'absent' | 'none';
   inventory_message: string | null;
+  context_id: number | null;
 }
 
 export interface DeviceLabelsTable {
@@ -77,7 +78,64 @@ export interface PackageSetMembersTable {
   package_id: number;
 }
 
+export interface PatchesTable {
+  pk: Generated<number>;
+  id: string;
+  revision: number;
+  digest: string;
+  title: string;
+  severity: string;
+  release_date: string | null;
+  source_kind: string;
+  manifest_json: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface CoverageTable {
+  key: string;
+  platform_json: string;
+  source_json: string;
+  updated_at: number;
+}
+
+export interface CatalogMetaTable {
+  key: string;
+  value: number;
+}
+
+export interface EvalContextsTable {
+  id: Generated<number>;
+  key: string;
+  package_set_id: number;
+  system_json: string;
+  generation: number;
+  covered: number;
+  created_at: number;
+}
+
+export interface ContextStatesTable {
+  context_id: number;
+  patch_pk: number;
+  state: string;
+  detail: string | null;
+}
+
+export interface ComplianceHistoryTable {
+  day: string;
+  device_id: string;
+  state: string;
+  severity: string;
+  count: number;
+}
+
 export interface DB {
+  patches: PatchesTable;
+  coverage: CoverageTable;
+  catalog_meta: CatalogMetaTable;
+  eval_contexts: EvalContextsTable;
+  context_states: ContextStatesTable;
+  compliance_history: ComplianceHistoryTable;
   devices: DevicesTable;
   device_labels: DeviceLabelsTable;
   groups: GroupsTable;

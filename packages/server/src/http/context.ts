@@ -2,12 +2,14 @@ import type { Kysely } from 'kysely';
 import type { DB } from '../db/schema.js';
 import type { Dialect } from '../db/database.js';
 import type { SetCache } from '../inventory/store.js';
+import type { ComplianceEngine } from '../compliance/engine.js';
 
 /** What every feature's routes get: the database, the clock (injected, for tests) and settings. */
 export interface AppContext {
   db: Kysely<DB>;
   dialect: Dialect;
   sets: SetCache;
+  compliance: ComplianceEngine;
   now: () => number;
   checkinIntervalSeconds: number;
   version: string;

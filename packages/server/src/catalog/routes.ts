@@ -1,0 +1,76 @@
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { PatchManifest, PatchwardenError, Platform, SEVERITIES } from '@patchwarden/core';
+import type { AppContext } from '../http/context.js';
+import { upsertPatches } from './store.js';
+
+export function catalogRoutes(ctx: AppContext): FastifyPluginAsyncZod {
+  const { db } = ctx;
+  return async (app) => {
+    const admin = { auth: 'admin' as const };
+    app.post(
+      '/api/v1/catalog/patches',
+      {
+        config: admin,
+        bodyLimit: 64 * 1024 * 1024,
+        schema: {
+          tags: ['catalog'],
+          summary: 'Add or replace patches (by id and revision) and the platforms their feed covers',
+          body: z.strictObject({
+            patches: z.array(PatchManifest).max(5000),
+            coverage: z.array(Platform).max(256).default([]),
+            source: z.object({ kind: z.string().min(1).max(32) }).catchall(z.unknown()),
+          }),
+        },
+      },
+      async (req) => {
+        const r = await upsertPatches(db, req.body.patches, req.body.coverage, req.body.source, ctx.now());
+        const evaluated = await ctx.compliance.catalogChanged(r.changed);
+        return { created: r.created, updated: r.updated, unchanged: r.unchanged, contextsEvaluated: evaluated.contexts };
+      },
+    );
+
+    app.get(
+      '/api/v1/catalog/patches',
+      {
+        config: admin,
+        schema: {
+          tags: ['catalog'],
+          summary: 'List patches',
+          querystring: z.strictObject({
+            search: z.string().max(200).optional(),
+            severity: z.enum(SEVERITIES).optional(),
+            limit: z.coerce.number().int().min(1).max(1000).default(100),
+            offset: z.coerce.number().int().min(0).default(0),
+          }),
+        },
+      },
+      async (req) => {
+        let q = db.selectFrom('patches');
+        if (req.query.search) q = q.where('id', 'like', `%${req.query.search.replace(/[%_]/g, '')}%`);
+        if (req.query.severity) q = q.where('severity', '=', req.query.severity);
+        const total = Number((await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+        const items = await q
+          .select(['id', 'revision', 'title', 'severity', 'release_date', 'source_kind'])
+          .orderBy('id')
+          .limit(req.query.limit)
+          .offset(req.query.offset)
+          .execute();
+        return {
+          total,
+          items: items.map((r) => ({ id: r.id, revision: r.revision, title: r.title, severity: r.severity, releaseDate: r.release_date, source: r.source_kind })),
+        };
+      },
+    );
+
+    app.get(
+      '/api/v1/catalog/patch',
+      { config: admin, schema: { tags: ['catalog'], summary: 'One patch manifest', querystring: z.strictObject({ id: z.string().max(255) }) } },
+      async (req) => {
+        const r = await db.selectFrom('patches').select(['manifest_json', 'digest']).where('id', '=', req.query.id).executeTakeFirst();
+        if (!r) throw new PatchwardenError('E_NOT_FOUND', `no patch '${req.query.id}'`, { hint: 'list patches with GET /api/v1/catalog/patches' });
+        return { digest: r.digest, manifest: JSON.parse(r.manifest_json) as unknown };
+      },
+    );
+  };
+}

@@ -1,0 +1,137 @@
+/**
+ * The catalog as stored: one row per patch id at its current revision. `(id, revision)` is
+ * immutable: the same pair with other content is refused, a lower revision too; a higher one
+ * replaces. A generation counter moves on every change, so evaluations know they are stale.
+ */
+import type { Kysely } from 'kysely';
+import { canonicalDigest, CatalogIndex, PatchwardenError, type PatchManifest, type Platform } from '@patchwarden/core';
+import type { DB } from '../db/schema.js';
+
+export interface CatalogSource {
+  kind: string;
+  [k: string]: unknown;
+}
+
+export interface UpsertResult {
+  created: number;
+  updated: number;
+  unchanged: number;
+  /** ids created or replaced: what compliance must re-evaluate */
+  changed: string[];
+}
+
+const CHUNK = 500;
+
+export async function generation(db: Kysely<DB>): Promise<number> {
+  const r = await db.selectFrom('catalog_meta').select('value').where('key', '=', 'generation').executeTakeFirst();
+  return r ? Number(r.value) : 0;
+}
+
+async function bumpGeneration(db: Kysely<DB>): Promise<number> {
+  const next = (await generation(db)) + 1;
+  await db
+    .insertInto('catalog_meta')
+    .values({ key: 'generation', value: next })
+    .onConflict((oc) => oc.column('key').doUpdateSet({ value: next }))
+    .execute();
+  return next;
+}
+
+export function coverageKey(p: Platform): string {
+  return [p.family, p.distribution ?? '*', p.release ?? '*', (p.arch ?? ['*']).slice().sort().join(',')].join('/');
+}
+
+export async function upsertPatches(
+  db: Kysely<DB>,
+  patches: PatchManifest[],
+  coverage: Platform[],
+  source: CatalogSource,
+  now: number,
+): Promise<UpsertResult> {
+  const result: UpsertResult = { created: 0, updated: 0, unchanged: 0, changed: [] };
+  const seen = new Set<string>();
+  for (const p of patches) {
+    if (seen.has(p.id)) throw new PatchwardenError('E_VALIDATION', `patch ${p.id} appears twice in one upload`);
+    seen.add(p.id);
+  }
+  await db.transaction().execute(async (tx) => {
+    for (let i = 0; i < patches.length; i += CHUNK) {
+      const part = patches.slice(i, i + CHUNK);
+      const existing = new Map(
+        (await tx.selectFrom('patches').select(['id', 'revision', 'digest']).where('id', 'in', part.map((p) => p.id)).execute()).map((r) => [r.id, r]),
+      );
+      const inserts = [];
+      for (const p of part) {
+        const digest = canonicalDigest(p);
+        const old = existing.get(p.id);
+        if (old && old.revision === p.revision) {
+          if (old.digest !== digest) {
+            throw new PatchwardenError('E_CONFLICT', `patch ${p.id} revision ${p.revision} exists with other content`, {
+              hint: 'an (id, revision) pair never changes: publish a higher revision',
+            });
+          }
+          result.unchanged++;
+          continue;
+        }
+        if (old && old.revision > p.revision) {
+          throw new PatchwardenError('E_CONFLICT', `patch ${p.id} is at revision ${old.revision}; revision ${p.revision} is older`);
+        }
+        const row = {
+          id: p.id,
+          revision: p.revision,
+          digest,
+          title: p.title,
+          severity: p.severity,
+          release_date: p.releaseDate ?? null,
+          source_kind: source.kind,
+          manifest_json: JSON.stringify(p),
+          updated_at: now,
+        };
+        if (old) {
+          await tx.updateTable('patches').set(row).where('id', '=', p.id).execute();
+          result.updated++;
+        } else {
+          inserts.push({ ...row, created_at: now });
+          result.created++;
+        }
+        result.changed.push(p.id);
+      }
+      if (inserts.length) await tx.insertInto('patches').values(inserts).execute();
+    }
+    for (const c of coverage) {
+      const row = { key: coverageKey(c), platform_json: JSON.stringify(c), source_json: JSON.stringify(source), updated_at: now };
+      await tx
+        .insertInto('coverage')
+        .values(row)
+        .onConflict((oc) => oc.column('key').doUpdateSet({ platform_json: row.platform_json, source_json: row.source_json, updated_at: now }))
+        .execute();
+    }
+    if (result.changed.length || coverage.length) await bumpGeneration(tx as unknown as Kysely<DB>);
+  });
+  return result;
+}
+
+export interface LoadedCatalog {
+  generation: number;
+  index: CatalogIndex;
+  manifests: Map<string, PatchManifest>;
+  pkOf: Map<string, number>;
+  idOf: Map<number, string>;
+  coverage: Platform[];
+}
+
+/** The whole catalog in memory (the evaluator reads it for every context). */
+export async function loadCatalog(db: Kysely<DB>): Promise<LoadedCatalog> {
+  const gen = await generation(db);
+  const rows = await db.selectFrom('patches').select(['pk', 'id', 'manifest_json']).execute();
+  const manifests = new Map<string, PatchManifest>();
+  const pkOf = new Map<string, number>();
+  const idOf = new Map<number, string>();
+  for (const r of rows) {
+    manifests.set(r.id, JSON.parse(r.manifest_json) as PatchManifest);
+    pkOf.set(r.id, r.pk);
+    idOf.set(r.pk, r.id);
+  }
+  const coverage = (await db.selectFrom('coverage').select('platform_json').execute()).map((r) => JSON.parse(r.platform_json) as Platform);
+  return { generation: gen, index: new CatalogIndex(manifests.values()), manifests, pkOf, idOf, coverage };
+}

@@ -1,0 +1,169 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { canonicalDigest, diffInventories, type PackageFact, type PatchManifest } from '@patchwarden/core';
+import { testDatabases } from '../testing/databases.js';
+import { hashed, hostPackages } from '../testing/fixtures.js';
+import { checkinBody, makeHarness, systemFacts, type Harness } from '../testing/harness.js';
+
+const bookworm = [{ family: 'linux', distribution: 'debian', release: 'bookworm', arch: ['amd64'] }];
+
+function patch(id: string, name: string, fixed: string, extra: Partial<PatchManifest> = {}): PatchManifest {
+  return {
+    id,
+    revision: 1,
+    title: `${name} ${fixed}`,
+    severity: 'high',
+    cves: [],
+    advisories: [],
+    platforms: bookworm,
+    applicability: { package: { manager: 'dpkg', name, installed: true } },
+    installed: { package: { manager: 'dpkg', name, version: { ge: fixed } } },
+    requires: [],
+    supersedes: [],
+    conflicts: [],
+    restart: { reboot: 'never', kernel: false },
+    fixes: [{ manager: 'dpkg', name, version: fixed }],
+    ...extra,
+  };
+}
+
+for (const tdb of testDatabases) {
+  describe.skipIf(!tdb.available)(`compliance on ${tdb.name}`, () => {
+    let h: Harness;
+    const inv = hashed(hostPackages());
+    const [a, b, c] = [inv.packages[10]!, inv.packages[20]!, inv.packages[30]!];
+    const ids = {
+      aOld: 'test/a-old',
+      aNew: 'test/a-new',
+      aNewer: 'test/a-newer',
+      b: 'test/b-current',
+      osOnly: 'test/os-only',
+      absent: 'test/needs-absent',
+    };
+
+    async function upload(patches: PatchManifest[], coverage = bookworm) {
+      const r = await h.admin('POST', '/api/v1/catalog/patches', { patches, coverage, source: { kind: 'test' } });
+      expect(r.statusCode, r.body).toBe(200);
+      return r.json();
+    }
+    async function states(device: string) {
+      const r = await h.admin('GET', `/api/v1/devices/${device}/patches`);
+      expect(r.statusCode, r.body).toBe(200);
+      return { assessed: r.json().assessed, ...Object.fromEntries(r.json().items.map((i: { patch: string; state: string }) => [i.patch, i.state])) };
+    }
+    async function report(device: { token: string }, hostname: string, packages: PackageFact[]) {
+      const r = await h.checkin(device.token, checkinBody(systemFacts(hostname), { mode: 'full', ...hashed(packages) }));
+      expect(r.statusCode, r.body).toBe(200);
+    }
+
+    beforeAll(async () => {
+      h = await makeHarness(await tdb.open());
+      await upload([
+        patch(ids.aOld, a.name, a.version),
+        patch(ids.aNew, a.name, `${a.version}+fix1`, { supersedes: [ids.aOld] }),
+        patch(ids.aNewer, a.name, `${a.version}+fix2`, { supersedes: [ids.aNew], severity: 'critical' }),
+        patch(ids.b, b.name, b.version),
+        patch(ids.osOnly, 'unused', '1', { applicability: { os: { codename: 'bookworm' } }, installed: { os: { version: '13' } } }),
+        patch(ids.absent, 'unused', '1', { applicability: { package: { manager: 'dpkg', name: 'telnetd', absent: true } }, installed: { package: { manager: 'dpkg', name: c.name, absent: true } } }),
+      ]);
+    });
+    afterAll(async () => h?.close());
+
+    it('decides every state of a device from its reported facts', async () => {
+      const dev = await h.enroll({ hostname: 'web-1' });
+      await report(dev, 'web-1', inv.packages);
+      expect(await states('web-1')).toEqual({
+        assessed: 'assessed',
+        [ids.aOld]: 'installed',
+        [ids.aNew]: 'superseded',
+        [ids.aNewer]: 'needed',
+        [ids.b]: 'installed',
+        [ids.osOnly]: 'needed',
+        [ids.absent]: 'needed',
+      });
+    });
+
+    it('explains why, with the leaves that decided and the versions compared', async () => {
+      const r = await h.admin('GET', `/api/v1/devices/web-1/explain?patch=${encodeURIComponent(ids.aNewer)}`);
+      expect(r.statusCode, r.body).toBe(200);
+      expect(r.json()).toMatchObject({ state: 'needed', applicability: { result: 'true' }, installed: { result: 'false' } });
+      expect(r.json().installed.detail).toBe(`${a.name} ${a.version} (${a.arch}) not >= ${a.version}+fix2`);
+      const sup = await h.admin('GET', `/api/v1/devices/web-1/explain?patch=${encodeURIComponent(ids.aNew)}`);
+      expect(sup.json()).toMatchObject({ state: 'superseded', by: ids.aNewer });
+      expect((await h.admin('GET', '/api/v1/devices/web-1/explain?patch=test/nope')).json().error.code).toBe('E_NOT_FOUND');
+    });
+
+    it('shares one evaluation between identical devices', async () => {
+      const before = h.app.compliance.counter.rules;
+      const twin = await h.enroll({ hostname: 'web-1' });
+      await report(twin, 'web-1', inv.packages);
+      expect(h.app.compliance.counter.rules).toBe(before);
+      const ctx = await h.database.db.selectFrom('devices').select('context_id').where('hostname', '=', 'web-1').execute();
+      expect(new Set(ctx.map((r) => r.context_id)).size).toBe(1);
+    });
+
+    it('re-evaluates only the patches a one-package change touches, OS-only rules included', async () => {
+      const dev = await h.enroll({ hostname: 'web-2' });
+      await report(dev, 'web-2', inv.packages);
+      const sys = systemFacts('web-2');
+      const next = inv.packages.map((p) => (p.name === c.name ? { ...p, version: `${p.version}+local1` } : p));
+      const after = hashed(next);
+      const before = h.app.compliance.counter.rules;
+      const r = await h.checkin(dev.token, checkinBody(undefined, { mode: 'delta', base: inv.hash, hash: after.hash, ...diffInventories(inv.packages, after.packages) }, canonicalDigest(sys)));
+      expect(r.statusCode, r.body).toBe(200);
+      // the `absent` patch reads package c; the OS-only patch is always re-evaluated: two rules each
+      expect(h.app.compliance.counter.rules - before).toBe(4);
+
+      // the same change with c removed: the `absent` patch's installed rule flips
+      const without = hashed(inv.packages.filter((p) => p.name !== c.name));
+      await h.checkin(dev.token, checkinBody(undefined, { mode: 'delta', base: after.hash, hash: without.hash, ...diffInventories(after.packages, without.packages) }, canonicalDigest(sys)));
+      expect((await states('web-2'))[ids.absent]).toBe('installed');
+    });
+
+    it('evaluates only a new patch when the catalog grows, and records it for every device', async () => {
+      const before = h.app.compliance.counter.rules;
+      const res = await upload([patch('test/b-next', b.name, `${b.version}+fix1`, { severity: 'medium' })]);
+      expect(res).toMatchObject({ created: 1, unchanged: 0 });
+      const contexts = res.contextsEvaluated as number;
+      expect(contexts).toBeGreaterThanOrEqual(2);
+      expect(h.app.compliance.counter.rules - before).toBe(contexts * 2);
+      expect((await states('web-2'))['test/b-next']).toBe('needed');
+    });
+
+    it('reports needed patches per device and per patch', async () => {
+      const byDevice = (await h.admin('GET', '/api/v1/reports/needed?by=device')).json();
+      const web1 = byDevice.items.find((i: { device: { hostname: string } }) => i.device.hostname === 'web-1');
+      expect(web1.needed[0]).toMatchObject({ patch: ids.aNewer, severity: 'critical' });
+      const byPatch = (await h.admin('GET', '/api/v1/reports/needed?by=patch')).json();
+      expect(byPatch.items[0].patch.id).toBe(ids.aNewer);
+      expect(byPatch.items[0].devices.length).toBeGreaterThanOrEqual(3);
+    });
+
+    it('never calls a device without a covering feed fully patched', async () => {
+      const dev = await h.enroll({ hostname: 'trixie-1' });
+      const sys = { ...systemFacts('trixie-1'), os: { ...systemFacts().os, version: '13', versionCodename: 'trixie', prettyName: 'Debian 13' } };
+      const r = await h.checkin(dev.token, checkinBody(sys, { mode: 'full', ...inv }));
+      expect(r.statusCode).toBe(200);
+      expect(await states('trixie-1')).toEqual({ assessed: 'not_assessed' });
+      const rep = (await h.admin('GET', '/api/v1/reports/needed')).json();
+      expect(rep.notAssessed.map((d: { hostname: string }) => d.hostname)).toContain('trixie-1');
+    });
+
+    it('keeps (id, revision) immutable and recomputes to the same states', async () => {
+      const changed = patch(ids.b, b.name, `${b.version}+other`);
+      const r = await h.admin('POST', '/api/v1/catalog/patches', { patches: [changed], coverage: [], source: { kind: 'test' } });
+      expect(r.statusCode).toBe(409);
+      expect(r.json().error.code).toBe('E_CONFLICT');
+      const bad = await h.admin('POST', '/api/v1/catalog/patches', { patches: [{ ...changed, id: '../etc/passwd' }], source: { kind: 'test' } });
+      expect(bad.json().error.code).toBe('E_VALIDATION');
+      const hostile = await h.admin('POST', '/api/v1/catalog/patches', {
+        patches: [{ ...changed, revision: 2, installed: { package: { manager: 'dpkg', name: b.name, version: { ge: '1;reboot' } } } }],
+        source: { kind: 'test' },
+      });
+      expect(hostile.json().error.code).toBe('E_VALIDATION');
+      const before = await states('web-2');
+      const re = await h.admin('POST', '/api/v1/compliance/recompute');
+      expect(re.statusCode).toBe(200);
+      expect(await states('web-2')).toEqual(before);
+    });
+  });
+}

@@ -1,0 +1,147 @@
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { decideStates, PATCH_STATES, PatchwardenError, SEVERITIES, traceRule } from '@patchwarden/core';
+import type { AppContext } from '../http/context.js';
+import { resolveDeviceId } from '../devices/store.js';
+
+export function complianceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
+  const { db } = ctx;
+  return async (app) => {
+    const admin = { auth: 'admin' as const };
+
+    app.get(
+      '/api/v1/devices/:ref/patches',
+      {
+        config: admin,
+        schema: {
+          tags: ['compliance'],
+          summary: "A device's patch states (not_applicable omitted)",
+          params: z.object({ ref: z.string().min(1).max(255) }),
+          querystring: z.strictObject({ state: z.enum(PATCH_STATES).optional() }),
+        },
+      },
+      async (req) => {
+        const id = await resolveDeviceId(db, req.params.ref);
+        const d = await db
+          .selectFrom('devices as d')
+          .leftJoin('eval_contexts as c', 'c.id', 'd.context_id')
+          .select(['d.context_id', 'c.covered'])
+          .where('d.id', '=', id)
+          .executeTakeFirstOrThrow();
+        if (d.context_id === null) return { deviceId: id, assessed: 'pending', items: [] };
+        if (d.covered === 0) return { deviceId: id, assessed: 'not_assessed', items: [] };
+        let q = db
+          .selectFrom('context_states as s')
+          .innerJoin('patches as p', 'p.pk', 's.patch_pk')
+          .select(['p.id', 'p.title', 'p.severity', 's.state', 's.detail'])
+          .where('s.context_id', '=', d.context_id);
+        if (req.query.state) q = q.where('s.state', '=', req.query.state);
+        const rows = await q.orderBy('p.id').execute();
+        return {
+          deviceId: id,
+          assessed: 'assessed',
+          items: rows.map((r) => ({ patch: r.id, title: r.title, severity: r.severity, state: r.state, ...(r.detail ? (JSON.parse(r.detail) as object) : {}) })),
+        };
+      },
+    );
+
+    app.get(
+      '/api/v1/devices/:ref/explain',
+      {
+        config: admin,
+        schema: {
+          tags: ['compliance'],
+          summary: 'Why a patch is in its state on a device: the rules with the leaves that decided',
+          params: z.object({ ref: z.string().min(1).max(255) }),
+          querystring: z.strictObject({ patch: z.string().min(1).max(255) }),
+        },
+      },
+      async (req) => {
+        const id = await resolveDeviceId(db, req.params.ref);
+        const dev = await db.selectFrom('devices').select(['hostname', 'context_id']).where('id', '=', id).executeTakeFirstOrThrow();
+        if (dev.context_id === null) throw new PatchwardenError('E_CONFLICT', 'this device has not reported an inventory yet', { hint: 'wait for its next check-in' });
+        const cat = await ctx.compliance.catalog();
+        const patch = cat.manifests.get(req.query.patch);
+        if (!patch) throw new PatchwardenError('E_NOT_FOUND', `no patch '${req.query.patch}'`, { hint: '`patchwarden report needed` lists patch ids' });
+        const { facts, covered } = await ctx.compliance.deviceFacts(dev.context_id);
+        const decision = decideStates(cat.index, facts, { covered }, [patch.id]).get(patch.id)!;
+        return {
+          device: { id, hostname: dev.hostname },
+          patch: { id: patch.id, revision: patch.revision, title: patch.title, severity: patch.severity },
+          ...decision,
+          applicability: traceRule(patch.applicability, facts),
+          installed: traceRule(patch.installed, facts),
+        };
+      },
+    );
+
+    app.get(
+      '/api/v1/reports/needed',
+      {
+        config: admin,
+        schema: {
+          tags: ['reports'],
+          summary: 'Needed patches per device, or devices per needed patch',
+          querystring: z.strictObject({
+            by: z.enum(['device', 'patch']).default('device'),
+            severity: z.enum(SEVERITIES).optional(),
+            limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+          }),
+        },
+      },
+      async (req) => {
+        let q = db
+          .selectFrom('devices as d')
+          .innerJoin('context_states as s', 's.context_id', 'd.context_id')
+          .innerJoin('patches as p', 'p.pk', 's.patch_pk')
+          .where('s.state', '=', 'needed')
+          .where('d.status', '=', 'active');
+        if (req.query.severity) q = q.where('p.severity', '=', req.query.severity);
+        const rows = await q
+          .select(['d.id as device_id', 'd.hostname', 'p.id as patch_id', 'p.title', 'p.severity'])
+          .execute();
+        const notAssessed = await db
+          .selectFrom('devices as d')
+          .innerJoin('eval_contexts as c', 'c.id', 'd.context_id')
+          .select(['d.id', 'd.hostname'])
+          .where('c.covered', '=', 0)
+          .where('d.status', '=', 'active')
+          .execute();
+        const rank = (s: string) => SEVERITIES.indexOf(s as (typeof SEVERITIES)[number]);
+        if (req.query.by === 'device') {
+          const map = new Map<string, { device: { id: string; hostname: string }; needed: { patch: string; title: string; severity: string }[] }>();
+          for (const r of rows) {
+            let e = map.get(r.device_id);
+            if (!e) map.set(r.device_id, (e = { device: { id: r.device_id, hostname: r.hostname }, needed: [] }));
+            e.needed.push({ patch: r.patch_id, title: r.title, severity: r.severity });
+          }
+          const items = [...map.values()]
+            .map((e) => ({ ...e, needed: e.needed.sort((a, b) => rank(a.severity) - rank(b.severity) || a.patch.localeCompare(b.patch)) }))
+            .sort((a, b) => b.needed.length - a.needed.length || a.device.hostname.localeCompare(b.device.hostname))
+            .slice(0, req.query.limit);
+          return { by: 'device', items, notAssessed };
+        }
+        const map = new Map<string, { patch: { id: string; title: string; severity: string }; devices: { id: string; hostname: string }[] }>();
+        for (const r of rows) {
+          let e = map.get(r.patch_id);
+          if (!e) map.set(r.patch_id, (e = { patch: { id: r.patch_id, title: r.title, severity: r.severity }, devices: [] }));
+          e.devices.push({ id: r.device_id, hostname: r.hostname });
+        }
+        const items = [...map.values()]
+          .sort((a, b) => rank(a.patch.severity) - rank(b.patch.severity) || b.devices.length - a.devices.length || a.patch.id.localeCompare(b.patch.id))
+          .slice(0, req.query.limit);
+        return { by: 'patch', items, notAssessed };
+      },
+    );
+
+    app.post(
+      '/api/v1/compliance/recompute',
+      { config: admin, schema: { tags: ['compliance'], summary: 'Re-evaluate every device from scratch (repair)' } },
+      async () => {
+        const started = Date.now();
+        const r = await ctx.compliance.recomputeAll();
+        return { contexts: r.contexts, ms: Date.now() - started };
+      },
+    );
+  };
+}

@@ -6,6 +6,7 @@ import { agentCommands } from './commands/agent.js';
 import { serverCommands } from './commands/server.js';
 import { tokenCommands } from './commands/token.js';
 import { vercmpCommand } from './commands/vercmp.js';
+import { complianceCommands } from './commands/compliance.js';
 
 export const CLI_VERSION = '0.1.0';
 
@@ -29,6 +30,7 @@ Getting started:
   agentCommands(program);
   adminCommands(program);
   tokenCommands(program);
+  complianceCommands(program);
   vercmpCommand(program);
   return program;
 }

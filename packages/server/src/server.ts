@@ -7,6 +7,8 @@ import { databaseUrl, type ServerConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { countAdminTokens, createAdminToken } from './auth/store.js';
 import { ADMIN_TOKEN_FILE } from '@patchwarden/core';
+import { Cron } from 'croner';
+import { dayOf, recordHistory } from './compliance/history.js';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -44,6 +46,15 @@ export async function startServer(config: ServerConfig, opts: { now?: () => numb
     await database.close();
     throw err;
   }
+  // today's compliance snapshot, rewritten every hour so the day's last one stands for it
+  const clock = opts.now ?? Date.now;
+  const historyJob = new Cron('7 * * * *', { timezone: 'UTC', protect: true }, async () => {
+    try {
+      await recordHistory(database.db, dayOf(clock()));
+    } catch (err) {
+      app.log.error({ err }, 'compliance history snapshot failed');
+    }
+  });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -54,6 +65,7 @@ export async function startServer(config: ServerConfig, opts: { now?: () => numb
     firstAdminToken,
     adminTokenFile,
     async close() {
+      historyJob.stop();
       await app.close();
       await database.close();
     },

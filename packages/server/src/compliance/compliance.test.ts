@@ -45,7 +45,7 @@ for (const tdb of testDatabases) {
       expect(r.statusCode, r.body).toBe(200);
       return r.json();
     }
-    async function states(device: string) {
+    async function states(device: string): Promise<Record<string, string>> {
       const r = await h.admin('GET', `/api/v1/devices/${device}/patches`);
       expect(r.statusCode, r.body).toBe(200);
       return { assessed: r.json().assessed, ...Object.fromEntries(r.json().items.map((i: { patch: string; state: string }) => [i.patch, i.state])) };
@@ -146,6 +146,21 @@ for (const tdb of testDatabases) {
       expect(await states('trixie-1')).toEqual({ assessed: 'not_assessed' });
       const rep = (await h.admin('GET', '/api/v1/reports/needed')).json();
       expect(rep.notAssessed.map((d: { hostname: string }) => d.hostname)).toContain('trixie-1');
+    });
+
+    it('keeps a daily history by state and severity, with unassessed devices apart', async () => {
+      const snap = await h.admin('POST', '/api/v1/compliance/history/snapshot');
+      expect(snap.statusCode, snap.body).toBe(200);
+      const hist = (await h.admin('GET', '/api/v1/reports/history?days=7')).json();
+      expect(hist.days).toHaveLength(1);
+      const today = hist.days[0];
+      expect(today.day).toBe(new Date(h.clock.now).toISOString().slice(0, 10));
+      expect(today.patches.needed.critical).toBeGreaterThanOrEqual(3);
+      expect(today.devices.notAssessed).toBe(1);
+      expect(today.devices.needing).toBeGreaterThanOrEqual(3);
+      // a second snapshot the same day replaces the first
+      await h.admin('POST', '/api/v1/compliance/history/snapshot');
+      expect((await h.admin('GET', '/api/v1/reports/history?days=7')).json().days[0]).toEqual(today);
     });
 
     it('keeps (id, revision) immutable and recomputes to the same states', async () => {

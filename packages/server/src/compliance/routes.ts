@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { decideStates, PATCH_STATES, PatchwardenError, SEVERITIES, traceRule } from '@patchwarden/core';
 import type { AppContext } from '../http/context.js';
 import { resolveDeviceId } from '../devices/store.js';
+import { dayOf, readHistory, recordHistory } from './history.js';
 
 export function complianceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
   const { db } = ctx;
@@ -132,6 +133,29 @@ export function complianceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
           .slice(0, req.query.limit);
         return { by: 'patch', items, notAssessed };
       },
+    );
+
+    app.get(
+      '/api/v1/reports/history',
+      {
+        config: admin,
+        schema: {
+          tags: ['reports'],
+          summary: 'Daily compliance history: patches by state and severity, devices needing patches',
+          querystring: z.strictObject({ days: z.coerce.number().int().min(1).max(3660).default(30), device: z.string().max(255).optional() }),
+        },
+      },
+      async (req) => {
+        const from = dayOf(ctx.now() - (req.query.days - 1) * 86_400_000);
+        const device = req.query.device ? await resolveDeviceId(db, req.query.device) : undefined;
+        return { from, days: await readHistory(db, from, device) };
+      },
+    );
+
+    app.post(
+      '/api/v1/compliance/history/snapshot',
+      { config: admin, schema: { tags: ['compliance'], summary: "Record today's compliance counts now (the server also does it every hour)" } },
+      async () => ({ day: dayOf(ctx.now()), ...(await recordHistory(db, dayOf(ctx.now()))) }),
     );
 
     app.post(

@@ -23,8 +23,8 @@ export interface AgentOptions {
   collect: CollectOptions;
 }
 
-async function collect(opts: AgentOptions) {
-  const facts = await collectFacts(opts.collect);
+async function collect(opts: AgentOptions, files?: readonly string[]) {
+  const facts = await collectFacts({ ...opts.collect, ...(files?.length ? { files } : {}) });
   const system: SystemFacts = { ...facts.system, agentVersion: AGENT_VERSION };
   return { system, packages: facts.packages };
 }
@@ -51,6 +51,7 @@ export async function enrollAgent(
     checkinIntervalSeconds: parsed.data.checkinIntervalSeconds,
     installs: opts.installs ?? false,
     acked: null,
+    collect: null,
   };
   saveState(opts.dataDir, state);
   return state;
@@ -90,13 +91,14 @@ function buildRequest(
     }
   }
   const req: CheckinRequest = { protocol: PROTOCOL_VERSION, systemHash, inventory };
+  if (state.collect) req.catalog = state.collect.generation;
   if (!acked || acked.systemHash !== systemHash) req.system = system;
   return req;
 }
 
 export async function checkinOnce(opts: AgentOptions): Promise<CheckinResult> {
   const state = loadState(opts.dataDir);
-  const { system, packages } = await collect(opts);
+  const { system, packages } = await collect(opts, state.collect?.files);
   const systemHash = canonicalDigest(system);
   const hash = inventoryHash(packages);
   const post = (body: CheckinRequest) =>
@@ -114,7 +116,14 @@ export async function checkinOnce(opts: AgentOptions): Promise<CheckinResult> {
     res = await post(first);
   }
   if (first.inventory.mode !== 'same') saveAckedInventory(opts.dataDir, hash, packages);
-  saveState(opts.dataDir, { ...state, acked: { systemHash, inventoryHash: hash }, checkinIntervalSeconds: res.body.nextCheckinSeconds });
+  const { collect: directive, catalogGeneration } = res.body;
+  saveState(opts.dataDir, {
+    ...state,
+    acked: { systemHash, inventoryHash: hash },
+    checkinIntervalSeconds: res.body.nextCheckinSeconds,
+    // the files asked for are collected from the next check-in on
+    ...(directive && catalogGeneration !== undefined ? { collect: { generation: catalogGeneration, ...directive } } : {}),
+  });
   return {
     mode: first.inventory.mode,
     sentSystem: first.system !== undefined,

@@ -17,6 +17,8 @@ export const AgentState = z.object({
   /** Report-only agents collect and report; they never install (the default). */
   installs: z.boolean().default(false),
   acked: z.object({ systemHash: Sha256Hex, inventoryHash: Sha256Hex }).nullable().default(null),
+  /** What the server asked this agent to collect, and for which catalog generation. */
+  collect: z.object({ generation: z.number().int(), files: z.array(z.string()), registry: z.array(z.string()) }).nullable().default(null),
 });
 export type AgentState = z.infer<typeof AgentState>;
 

@@ -90,6 +90,18 @@ export const CollectorReport = z.strictObject({
 });
 export type CollectorReport = z.infer<typeof CollectorReport>;
 
+export const FileFactSchema = z.strictObject({
+  exists: z.boolean(),
+  size: z.number().int().nonnegative().optional(),
+  sha256: Sha256Hex.optional(),
+  mtime: z.iso.datetime().optional(),
+  fileVersion: z.string().max(64).optional(),
+  productVersion: z.string().max(64).optional(),
+});
+
+/** At most this many files are watched per device: the paths catalog rules name. */
+export const MAX_WATCHED_FILES = 256;
+
 /** Every fact but the package inventory: small, sent whole whenever its hash changes. */
 export const SystemFacts = z.strictObject({
   hostname: z.string().min(1).max(255),
@@ -100,5 +112,7 @@ export const SystemFacts = z.strictObject({
   rebootRequired: z.boolean(),
   agentVersion: z.string().max(64),
   collectors: z.array(CollectorReport).max(32),
+  /** The files the server asked for (paths that verified catalog rules name), by path. */
+  files: z.record(z.string().min(1).max(1024), FileFactSchema).optional(),
 });
 export type SystemFacts = z.infer<typeof SystemFacts>;

@@ -36,6 +36,8 @@ export type InventoryUpdate = z.infer<typeof InventoryUpdate>;
 
 export const CheckinRequest = z.strictObject({
   protocol: z.literal(PROTOCOL_VERSION),
+  /** The catalog generation whose collect directive the agent follows. */
+  catalog: z.number().int().nonnegative().optional(),
   systemHash: Sha256Hex,
   /** Sent only when systemHash differs from the one the server last acknowledged. */
   system: SystemFacts.optional(),
@@ -43,10 +45,20 @@ export const CheckinRequest = z.strictObject({
 });
 export type CheckinRequest = z.infer<typeof CheckinRequest>;
 
+/** What the agent must collect beyond its defaults: the files catalog rules name. */
+export const CollectDirective = z.object({
+  files: z.array(z.string().min(1).max(1024)).max(256),
+  registry: z.array(z.string().min(1).max(1024)).max(256),
+});
+export type CollectDirective = z.infer<typeof CollectDirective>;
+
 export const CheckinResponse = z.object({
   inventoryHash: Sha256Hex,
   systemHash: Sha256Hex,
   nextCheckinSeconds: z.number().int().positive(),
+  /** Sent when the catalog generation differs from the one the agent echoed. */
+  catalogGeneration: z.number().int().nonnegative().optional(),
+  collect: CollectDirective.optional(),
 });
 export type CheckinResponse = z.infer<typeof CheckinResponse>;
 
@@ -57,6 +69,7 @@ export type CheckinResponse = z.infer<typeof CheckinResponse>;
  */
 export const CheckinEnvelope = z.strictObject({
   protocol: z.literal(PROTOCOL_VERSION),
+  catalog: z.number().int().nonnegative().optional(),
   systemHash: Sha256Hex,
   system: SystemFacts.optional(),
   inventory: z.discriminatedUnion('mode', [SameInventory, DeltaInventory, fullInventory(z.unknown())]),

@@ -2,7 +2,8 @@
  * The agent's fact collectors for Linux. Everything is read below an explicit root, so tests
  * and image scans use a sandbox directory and only the host agent reads '/'.
  */
-import { SystemFacts, sortInventory } from '@patchwarden/core';
+import { MAX_WATCHED_FILES, SystemFacts, sortInventory } from '@patchwarden/core';
+import { collectFiles } from './files.js';
 import type { PackageFact } from '@patchwarden/core';
 import { collectPackages } from './packages.js';
 import {
@@ -30,6 +31,8 @@ export interface CollectOptions {
   hostname?: string;
   /** Default: os.release(). */
   kernelRelease?: string;
+  /** Files to report (existence, size, sha256, mtime): the paths the server's catalog rules name. */
+  files?: readonly string[];
 }
 
 export interface CollectedFacts {
@@ -59,6 +62,7 @@ export async function collectFacts(opts: CollectOptions): Promise<CollectedFacts
   };
   if (timezone !== undefined) system.timezone = timezone;
   if (machineId !== undefined) system.machineId = machineId;
+  if (opts.files?.length) system.files = await collectFiles(root, opts.files.slice(0, MAX_WATCHED_FILES));
   const packages = inventory.packages;
   // The parser already refuses duplicate keys, so sorting cannot find one.
   sortInventory(packages);

@@ -118,6 +118,8 @@ export interface LoadedCatalog {
   pkOf: Map<string, number>;
   idOf: Map<number, string>;
   coverage: Platform[];
+  /** file paths and registry values the rules read: what agents are asked to collect */
+  collect: { files: string[]; registry: string[] };
 }
 
 /** The whole catalog in memory (the evaluator reads it for every context). */
@@ -133,5 +135,12 @@ export async function loadCatalog(db: Kysely<DB>): Promise<LoadedCatalog> {
     idOf.set(r.pk, r.id);
   }
   const coverage = (await db.selectFrom('coverage').select('platform_json').execute()).map((r) => JSON.parse(r.platform_json) as Platform);
-  return { generation: gen, index: new CatalogIndex(manifests.values()), manifests, pkOf, idOf, coverage };
+  const index = new CatalogIndex(manifests.values());
+  const files: string[] = [];
+  const registry: string[] = [];
+  for (const key of index.byFactKey.keys()) {
+    if (key.startsWith('file:')) files.push(key.slice(5));
+    else if (key.startsWith('registry:')) registry.push(key.slice(9));
+  }
+  return { generation: gen, index, manifests, pkOf, idOf, coverage, collect: { files: files.sort().slice(0, 256), registry: registry.sort().slice(0, 256) } };
 }

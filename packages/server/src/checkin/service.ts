@@ -218,5 +218,13 @@ export async function checkin(ctx: CheckinContext, device: DeviceIdentity, req: 
       ) as SystemFacts | null);
     if (system) await ctx.compliance.assignDevice(device.id, s, system, device.contextId);
   }
-  return { inventoryHash: inv.hash, systemHash: req.systemHash, nextCheckinSeconds: ctx.checkinIntervalSeconds };
+  const res: CheckinResponse = { inventoryHash: inv.hash, systemHash: req.systemHash, nextCheckinSeconds: ctx.checkinIntervalSeconds };
+  if (ctx.compliance) {
+    const cat = await ctx.compliance.recentCatalog();
+    if (req.catalog !== cat.generation) {
+      res.catalogGeneration = cat.generation;
+      res.collect = cat.collect;
+    }
+  }
+  return res;
 }

@@ -148,6 +148,27 @@ for (const tdb of testDatabases) {
       expect(rep.notAssessed.map((d: { hostname: string }) => d.hostname)).toContain('trixie-1');
     });
 
+    it('asks agents for the files rules name, and decides with what they report', async () => {
+      const marker = '/etc/patchwarden-test/marker.conf';
+      await upload([
+        patch('test/file-rule', 'unused', '1', {
+          applicability: { os: { family: 'linux' } },
+          installed: { file: { path: marker, exists: true } },
+        }),
+      ]);
+      const dev = await h.enroll({ hostname: 'files-1' });
+      const sys = systemFacts('files-1');
+      let r = await h.checkin(dev.token, checkinBody(sys, { mode: 'full', ...inv }));
+      expect(r.json().collect.files).toEqual([marker]);
+      const gen = r.json().catalogGeneration;
+      expect((await states('files-1'))['test/file-rule']).toBe('unknown');
+      const withFile = { ...sys, files: { [marker]: { exists: true, size: 3, sha256: 'a'.repeat(64), mtime: '2026-11-26T10:00:00.000Z' } } };
+      r = await h.checkin(dev.token, { ...checkinBody(withFile, { mode: 'same', hash: inv.hash }), catalog: gen });
+      expect(r.statusCode, r.body).toBe(200);
+      expect(r.json().collect).toBeUndefined(); // the agent follows the current directive already
+      expect((await states('files-1'))['test/file-rule']).toBe('installed');
+    });
+
     it('keeps a daily history by state and severity, with unassessed devices apart', async () => {
       const snap = await h.admin('POST', '/api/v1/compliance/history/snapshot');
       expect(snap.statusCode, snap.body).toBe(200);

@@ -27,6 +27,7 @@ export interface EvalSystem {
   kernelRelease: string;
   rebootRequired: boolean;
   managers: string[];
+  files?: SystemFacts['files'];
 }
 
 export function evalSystemOf(system: SystemFacts): EvalSystem {
@@ -35,6 +36,7 @@ export function evalSystemOf(system: SystemFacts): EvalSystem {
     kernelRelease: system.kernel.release,
     rebootRequired: system.rebootRequired,
     managers: system.collectors.filter((c) => c.status === 'ok').map((c) => c.name).sort(),
+    ...(system.files ? { files: system.files } : {}),
   };
 }
 
@@ -57,7 +59,15 @@ export class ComplianceEngine {
   async catalog(): Promise<LoadedCatalog> {
     const gen = await generation(this.db);
     if (!this.cached || this.cached.generation !== gen) this.cached = await loadCatalog(this.db);
+    this.checkedAt = performance.now();
     return this.cached;
+  }
+
+  private checkedAt = 0;
+  /** The catalog, re-checked at most once a second: check-ins ask on every request. */
+  async recentCatalog(): Promise<LoadedCatalog> {
+    if (this.cached && performance.now() - this.checkedAt < 1000) return this.cached;
+    return this.catalog();
   }
 
   private async setPackages(setId: number): Promise<PackageFact[]> {
@@ -70,7 +80,14 @@ export class ComplianceEngine {
   }
 
   private evalFacts(sys: EvalSystem, packages: PackageFact[]): EvalFacts {
-    return makeEvalFacts({ os: sys.os, kernelRelease: sys.kernelRelease, rebootRequired: sys.rebootRequired, managers: sys.managers, packages });
+    return makeEvalFacts({
+      os: sys.os,
+      kernelRelease: sys.kernelRelease,
+      rebootRequired: sys.rebootRequired,
+      managers: sys.managers,
+      packages,
+      files: new Map(Object.entries(sys.files ?? {})),
+    });
   }
 
   private covered(cat: LoadedCatalog, facts: EvalFacts): boolean {

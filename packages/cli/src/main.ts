@@ -7,6 +7,8 @@ import { serverCommands } from './commands/server.js';
 import { tokenCommands } from './commands/token.js';
 import { vercmpCommand } from './commands/vercmp.js';
 import { complianceCommands } from './commands/compliance.js';
+import { catalogCommand } from './commands/catalog.js';
+import { scanCommand } from './commands/scan.js';
 
 export const CLI_VERSION = '0.1.0';
 
@@ -31,6 +33,8 @@ Getting started:
   adminCommands(program);
   tokenCommands(program);
   complianceCommands(program);
+  catalogCommand(program);
+  scanCommand(program);
   vercmpCommand(program);
   return program;
 }

@@ -6,3 +6,4 @@ export type { DB } from './db/schema.js';
 export { createAdminToken, countAdminTokens } from './auth/store.js';
 export { createSecret, revokeSecret } from './enrollment/store.js';
 export { createGroup } from './groups/store.js';
+export * from './catalog/apt/index.js';

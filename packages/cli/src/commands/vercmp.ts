@@ -2,6 +2,17 @@ import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { compareChecked, getScheme, PatchwardenError, VERSION_SCHEMES } from '@patchwarden/core';
 
+/** One block per scheme, from the registry, so a new scheme shows up here by itself. */
+function schemeHelp(): string {
+  const width = Math.max(...Object.keys(VERSION_SCHEMES).map((n) => n.length));
+  return Object.values(VERSION_SCHEMES)
+    .map((s) => {
+      const [a, b, r] = s.example;
+      return `  ${s.name.padEnd(width)}  ${s.summary}\n  ${' '.repeat(width)}  patchwarden vercmp --scheme ${s.name} ${a} ${b}   # prints ${r}`;
+    })
+    .join('\n');
+}
+
 export function vercmpCommand(program: Command): void {
   program
     .command('vercmp')
@@ -9,15 +20,15 @@ export function vercmpCommand(program: Command): void {
     .requiredOption('--scheme <scheme>', `version scheme: ${Object.keys(VERSION_SCHEMES).join(', ')}`)
     .argument('[a]', 'first version')
     .argument('[b]', 'second version')
-    .addHelpText(
-      'after',
-      `
+    .addHelpText('after', () => `
+Schemes (each with an example and what it prints):
+${schemeHelp()}
+
 Examples:
   patchwarden vercmp --scheme deb 1:2.0-1 2.1-1        # prints 1 (the epoch wins)
   printf '1.0 1.0~rc1\\n2.0 2.0\\n' | patchwarden vercmp --scheme deb   # prints 1, then 0
 
-In batch mode a line that cannot be compared prints "error: …" and the exit status is 1 at the end.`,
-    )
+In batch mode a line that cannot be compared prints "error: …" and the exit status is 1 at the end.`)
     .action(async (a: string | undefined, b: string | undefined, opts: { scheme: string }) => {
       const scheme = getScheme(opts.scheme);
       if (a !== undefined && b === undefined) {

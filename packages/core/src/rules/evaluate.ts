@@ -83,6 +83,8 @@ function packageLeaf(t: PackageTest, f: EvalFacts): Leaf {
   // any installed instance (multi-arch) that satisfies the comparison makes the leaf true
   for (const p of found) {
     const have = bySource ? (p.sourceVersion ?? p.version) : p.version;
+    // inventories are checked at ingest against their manager's scheme; a rule may name another
+    if (t.scheme !== undefined && scheme.invalidReason(have) !== null) continue;
     if (holds(scheme.compare(have, want), op)) return { result: 'true', detail: `${describeInstance(p, bySource)} ${SYMBOL[op]} ${want}` };
   }
   return { result: 'false', detail: `${found.map((p) => describeInstance(p, bySource)).join(', ')} not ${SYMBOL[op]} ${want}` };
@@ -107,7 +109,10 @@ function fileLeaf(t: FileTest, f: EvalFacts): Leaf {
   const have = fact[field];
   if (!have) return { result: 'unknown', missing: `file:${t.path}#${field}`, detail: `${field} of ${t.path} not reported` };
   const [op, want] = onlyComparison(t.version!);
-  const ok = holds(VERSION_SCHEMES[t.scheme ?? 'windows']!.compare(have, want), op);
+  const scheme = VERSION_SCHEMES[t.scheme ?? 'windows']!;
+  // a device reports what it finds; a value outside the scheme is an answer, not an error
+  if (scheme.invalidReason(have) !== null) return { result: 'false', detail: `${t.path} ${field} ${have} is not a ${scheme.name} version` };
+  const ok = holds(scheme.compare(have, want), op);
   return { result: ok ? 'true' : 'false', detail: `${t.path} ${field} ${have} ${ok ? '' : 'not '}${SYMBOL[op]} ${want}` };
 }
 

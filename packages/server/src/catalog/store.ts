@@ -21,6 +21,8 @@ export interface UpsertResult {
 }
 
 const CHUNK = 500;
+/** Sources whose patches the server numbers itself (see upsertPatches). */
+const FEED_KINDS = new Set(['apt', 'osv', 'debian-tracker']);
 
 export async function generation(db: Kysely<DB>): Promise<number> {
   const r = await db.selectFrom('catalog_meta').select('value').where('key', '=', 'generation').executeTakeFirst();
@@ -61,9 +63,22 @@ export async function upsertPatches(
         (await tx.selectFrom('patches').select(['id', 'revision', 'digest']).where('id', 'in', part.map((p) => p.id)).execute()).map((r) => [r.id, r]),
       );
       const inserts = [];
-      for (const p of part) {
-        const digest = canonicalDigest(p);
-        const old = existing.get(p.id);
+      for (const sent of part) {
+        const old = existing.get(sent.id);
+        let p = sent;
+        let digest = canonicalDigest(p);
+        // A feed (apt indexes, OSV) is re-read as it is republished: its patches change with
+        // the archive (dates, suites, supersedes) while the feed knows no revisions. The server
+        // numbers them: changed content becomes the next revision, never the same one.
+        if (FEED_KINDS.has(source.kind) && old && old.digest !== digest) {
+          const same = canonicalDigest({ ...p, revision: old.revision });
+          if (same === old.digest) {
+            result.unchanged++;
+            continue;
+          }
+          p = { ...p, revision: Math.max(old.revision + 1, p.revision) };
+          digest = canonicalDigest(p);
+        }
         if (old && old.revision === p.revision) {
           if (old.digest !== digest) {
             throw new PatchwardenError('E_CONFLICT', `patch ${p.id} revision ${p.revision} exists with other content`, {

@@ -23,7 +23,7 @@ import type { Dialect } from '../db/database.js';
 import { hashToken, newId, newToken } from '../auth/tokens.js';
 import { useSecret } from '../enrollment/store.js';
 import { ensureSet, findSet, loadSetPackages, type SetCache, type SetRef } from '../inventory/store.js';
-import type { ComplianceEngine } from '../compliance/engine.js';
+import { changedKeys, type ComplianceEngine } from '../compliance/engine.js';
 
 export interface CheckinContext {
   db: Kysely<DB>;
@@ -164,6 +164,7 @@ export async function checkin(ctx: CheckinContext, device: DeviceIdentity, req: 
   const inv = req.inventory;
   let set: SetRef | null = null;
   let newPackages: PackageFact[] | null = null;
+  let changed: Set<string> | undefined;
   if (inv.mode === 'same') {
     set = await knownSet(ctx, inv.hash);
     if (!set) throw baseUnknown('inventory');
@@ -174,6 +175,7 @@ export async function checkin(ctx: CheckinContext, device: DeviceIdentity, req: 
       if (!base) throw baseUnknown('inventory');
       const before = await loadSetPackages(ctx.db, base.id);
       newPackages = checkedInventory(applyDelta(before, inv), inv.hash);
+      changed = changedKeys(before, newPackages);
     }
   } else {
     // identical to a stored (so already checked) set: recognised by hashing the items as sent
@@ -209,14 +211,15 @@ export async function checkin(ctx: CheckinContext, device: DeviceIdentity, req: 
   if (set) ctx.sets.put(set);
   const s = set!;
   // nothing rules read changed: the device's states are current already
-  const changed = req.system !== undefined || s.hash !== device.setHash || device.contextId === null;
-  if (ctx.compliance && changed) {
+  const moved = req.system !== undefined || s.hash !== device.setHash || device.contextId === null;
+  if (ctx.compliance && moved) {
     const system =
       req.system ??
       (JSON.parse(
         (await ctx.db.selectFrom('devices').select('system_json').where('id', '=', device.id).executeTakeFirstOrThrow()).system_json ?? 'null',
       ) as SystemFacts | null);
-    if (system) await ctx.compliance.assignDevice(device.id, s, system, device.contextId);
+    const known = { ...(newPackages ? { packages: newPackages } : {}), ...(changed ? { changed } : {}) };
+    if (system) await ctx.compliance.assignDevice(device.id, s, system, device.contextId, known);
   }
   const res: CheckinResponse = { inventoryHash: inv.hash, systemHash: req.systemHash, nextCheckinSeconds: ctx.checkinIntervalSeconds };
   if (ctx.compliance) {

@@ -196,6 +196,16 @@ for (const tdb of testDatabases) {
         source: { kind: 'test' },
       });
       expect(hostile.json().error.code).toBe('E_VALIDATION');
+      // a feed's patch that changed with the archive becomes the next revision
+      const feed = patch('test/feed-1', b.name, b.version);
+      await h.admin('POST', '/api/v1/catalog/patches', { patches: [feed], source: { kind: 'apt' } });
+      const again = await h.admin('POST', '/api/v1/catalog/patches', { patches: [{ ...feed, title: 'republished' }], source: { kind: 'apt' } });
+      expect(again.json()).toMatchObject({ updated: 1 });
+      const stored = (await h.admin('GET', '/api/v1/catalog/patch?id=test/feed-1')).json().manifest;
+      expect(stored).toMatchObject({ revision: 2, title: 'republished' });
+      const same = await h.admin('POST', '/api/v1/catalog/patches', { patches: [{ ...feed, title: 'republished' }], source: { kind: 'apt' } });
+      expect(same.json()).toMatchObject({ unchanged: 1, updated: 0 });
+
       const before = await states('web-2');
       const re = await h.admin('POST', '/api/v1/compliance/recompute');
       expect(re.statusCode).toBe(200);

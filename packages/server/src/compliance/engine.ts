@@ -74,9 +74,13 @@ export class ComplianceEngine {
     const hit = this.facts.get(setId);
     if (hit) return hit.packages;
     const packages = await loadSetPackages(this.db, setId);
+    this.remember(setId, packages);
+    return packages;
+  }
+
+  private remember(setId: number, packages: PackageFact[]): void {
     if (this.facts.size > 256) this.facts.delete(this.facts.keys().next().value!);
     this.facts.set(setId, { packages });
-    return packages;
   }
 
   private evalFacts(sys: EvalSystem, packages: PackageFact[]): EvalFacts {
@@ -132,11 +136,20 @@ export class ComplianceEngine {
    * that context first if it is new: incrementally from the device's previous context when
    * only packages changed, in full otherwise.
    */
-  async assignDevice(deviceId: string, set: { id: number; hash: string }, system: SystemFacts, previousContextId: number | null): Promise<void> {
-    const cat = await this.catalog();
+  async assignDevice(
+    deviceId: string,
+    set: { id: number; hash: string },
+    system: SystemFacts,
+    previousContextId: number | null,
+    /** what the check-in already holds: the new inventory, and what changed since the last one */
+    known: { packages?: PackageFact[]; changed?: Set<string> } = {},
+  ): Promise<void> {
+    if (known.packages) this.remember(set.id, known.packages);
+    const cat = await this.recentCatalog();
     const sys = evalSystemOf(system);
     const key = contextKey(set.hash, sys);
     let ctx = await this.db.selectFrom('eval_contexts').select(['id', 'generation']).where('key', '=', key).executeTakeFirst();
+    if (!ctx && previousContextId !== null && (await this.rekeyAlone(deviceId, previousContextId, key, set, sys, cat, known.changed))) return;
     if (!ctx || ctx.generation !== cat.generation) {
       const packages = await this.setPackages(set.id);
       const facts = this.evalFacts(sys, packages);
@@ -162,6 +175,33 @@ export class ComplianceEngine {
       }
     }
     await this.db.updateTable('devices').set({ context_id: ctx.id }).where('id', '=', deviceId).execute();
+  }
+
+  /**
+   * The common case of a device whose inventory changed: if no other device shares its
+   * context, the context itself moves to the new inventory and only the patches that read the
+   * changed packages are re-evaluated; nothing is copied.
+   */
+  private async rekeyAlone(
+    deviceId: string,
+    contextId: number,
+    key: string,
+    set: { id: number },
+    sys: EvalSystem,
+    cat: LoadedCatalog,
+    changed?: Set<string>,
+  ): Promise<boolean> {
+    const prev = await this.db.selectFrom('eval_contexts').selectAll().where('id', '=', contextId).executeTakeFirst();
+    if (!prev || prev.generation !== cat.generation || prev.system_json !== JSON.stringify(sys)) return false;
+    const shared = await this.db.selectFrom('devices').select('id').where('context_id', '=', contextId).where('id', '!=', deviceId).limit(1).executeTakeFirst();
+    if (shared) return false;
+    const packages = await this.setPackages(set.id);
+    const facts = this.evalFacts(sys, packages);
+    const covered = this.covered(cat, facts);
+    const ids = cat.index.affectedBy(changed ?? changedKeys(await this.setPackages(prev.package_set_id), packages));
+    await this.db.updateTable('eval_contexts').set({ key, package_set_id: set.id }).where('id', '=', contextId).execute();
+    await this.writeStates(contextId, cat, decideStates(cat.index, facts, { covered, counter: this.counter }, ids), false, covered);
+    return true;
   }
 
   private async copyStates(from: number, to: number) {

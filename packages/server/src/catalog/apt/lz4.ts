@@ -38,8 +38,10 @@ class Out {
 /** One compressed block into `out`; matches may reach back into earlier blocks (linked blocks). */
 function decodeBlock(src: Buffer, start: number, end: number, out: Out, blockMax: number): void {
   const blockStart = out.len;
-  out.reserve(blockMax);
+  const cap = Math.min(blockMax, out.limit - blockStart);
+  out.reserve(cap);
   const dst = out.buf;
+  const tooLong = () => new RangeError(cap < blockMax ? `decompressed data exceed the limit of ${out.limit} bytes` : 'block decodes to more than its maximum size');
   let ip = start;
   let op = out.len;
   for (;;) {
@@ -55,7 +57,7 @@ function decodeBlock(src: Buffer, start: number, end: number, out: Out, blockMax
       } while (b === 255);
     }
     if (ip + lit > end) throw new RangeError('literals run past the end of the block');
-    if (op + lit - blockStart > blockMax) throw new RangeError('block decodes to more than its maximum size');
+    if (op + lit - blockStart > cap) throw tooLong();
     src.copy(dst, op, ip, ip + lit);
     ip += lit;
     op += lit;
@@ -73,7 +75,7 @@ function decodeBlock(src: Buffer, start: number, end: number, out: Out, blockMax
         len += b;
       } while (b === 255);
     }
-    if (op + len - blockStart > blockMax) throw new RangeError('block decodes to more than its maximum size');
+    if (op + len - blockStart > cap) throw tooLong();
     let from = op - offset;
     if (offset >= len) {
       dst.copy(dst, op, from, from + len);

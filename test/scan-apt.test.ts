@@ -276,4 +276,33 @@ describe('patchwarden scan against apt on real lists', () => {
       await server.stop();
     }
   }, 120_000);
+  it('decides the same on the server: an agent with the same packages needs the same patches, and scan --server agrees', async () => {
+    const server = await startServerProcess(join(dir, 'server-e2e'));
+    try {
+      const up = await cli(['catalog', 'import-apt', '--lists', LISTS, '--server', server.url, '--token', server.adminToken, '--json']);
+      expect(up.status, up.stderr).toBe(0);
+      const { secret } = (await api<{ secret: string }>(server, 'POST', '/api/v1/enrollment-secrets', { name: 'e2e' })).body;
+      const agent = ['--data-dir', join(dir, 'e2e-agent'), '--dpkg-status', statusFile, '--hostname', 'setback-1'];
+      expect((await cli(['agent', 'enroll', '--server', server.url, '--secret', secret, ...agent])).status).toBe(0);
+      const run = await cli(['agent', 'run', '--once', ...agent]);
+      expect(run.status, run.stderr).toBe(0);
+
+      const env = { PATCHWARDEN_SERVER: server.url, PATCHWARDEN_TOKEN: server.adminToken };
+      const report = JSON.parse((await cli(['report', 'needed', '--json'], { env })).stdout) as { items: { device: { hostname: string }; needed: { patch: string }[] }[] };
+      const onServer = new Set(report.items.find((i) => i.device.hostname === 'setback-1')!.needed.map((n) => n.patch));
+      const local = JSON.parse((await cli(['scan', '--dpkg-status', statusFile, '--apt-lists', LISTS, '--json'])).stdout) as { patch: string }[];
+      const fromServer = JSON.parse((await cli(['scan', '--dpkg-status', statusFile, '--server', server.url, '--token', server.adminToken, '--json'])).stdout) as { patch: string }[];
+      expect(onServer.size).toBeGreaterThan(50);
+      expect([...onServer].sort()).toEqual([...new Set(local.map((i) => i.patch))].sort());
+      expect([...new Set(fromServer.map((i) => i.patch))].sort()).toEqual([...onServer].sort());
+
+      const one = [...onServer][0]!;
+      const why = await cli(['explain', 'setback-1', one], { env });
+      expect(why.status, why.stderr).toBe(0);
+      expect(why.stdout).toMatch(new RegExp(`^${one.replace(/[.+~]/g, '\\$&')} on setback-1: needed`));
+      expect(why.stdout).toMatch(/installed:\n  ✗ all of \d+/);
+    } finally {
+      await server.stop();
+    }
+  }, 300_000);
 });

@@ -127,7 +127,15 @@ async function pgUrl() {
 
 async function fleet(dialect) {
   const dir = mkdtempSync(join(os.tmpdir(), 'pw-bench-c-'));
-  const database = await openDatabase({ url: dialect === 'postgres' ? await pgUrl() : join(dir, 'bench.db') });
+  // per statement kind, the time spent in the incremental phase (which statements cost what)
+  const sqlTime = new Map();
+  let measuring = false;
+  const onQuery = (text, ms) => {
+    if (!measuring) return;
+    const k = text.replace(/\s+/g, ' ').slice(0, 60);
+    sqlTime.set(k, (sqlTime.get(k) ?? 0) + ms);
+  };
+  const database = await openDatabase({ url: dialect === 'postgres' ? await pgUrl() : join(dir, 'bench.db'), onQuery });
   const { db } = database;
   const now = Date.now();
   const run = { devices: DEVICES, packagesPerDevice: PER_DEVICE, patches: PATCHES };
@@ -187,7 +195,9 @@ async function fleet(dialect) {
     // what a delta check-in hands over: the new inventory and the changed fact keys
     const changed = changedKeys(current, pk);
     const s0 = performance.now();
+    measuring = true;
     await engine.assignDevice(d.id, { id: ref.id, hash }, system, d.context_id, { packages: pk, changed });
+    measuring = false;
     const ms = performance.now() - s0;
     lat.push(ms);
     (k < chosen.length ? latShared : latAlone).push(ms);
@@ -205,6 +215,7 @@ async function fleet(dialect) {
     ruleEvaluationsPerChange: Number(((engine.counter.rules - before) / lat.length).toFixed(1)),
     goalP95ms: 5,
   };
+  run.incremental.sqlMsByStatement = Object.fromEntries([...sqlTime].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, v]) => [k, Math.round(v)]));
   process.stderr.write(`${dialect}: incremental ${JSON.stringify(run.incremental)}\n`);
   run.peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
   await database.close();

@@ -17,7 +17,7 @@ export interface CatalogFile {
 }
 
 /** Every patch and platform is checked with core's schemas: a catalog file is outside input. */
-function parseCatalogFile(json: unknown, path: string): CatalogFile {
+export function parseCatalogFile(json: unknown, path: string): CatalogFile {
   const bad = (where: string, message: string) =>
     new PatchwardenError('E_VALIDATION', `${path} is not a catalog file: ${where}: ${message}`, {
       hint: 'a catalog file is { coverage, patches }, as `patchwarden catalog import-apt --out FILE` writes it',

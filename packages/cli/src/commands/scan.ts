@@ -20,11 +20,14 @@ import {
   type RuleManager,
   type TraceNode,
 } from '@patchwarden/core';
-import { aptSourceOptions, loadApt, readCatalogFile, reportProblems, type AptSourceFlags } from './catalog.js';
+import { aptSourceOptions, loadApt, parseCatalogFile, readCatalogFile, reportProblems, type AptSourceFlags } from './catalog.js';
 import { printJson, table } from '../output.js';
 
 interface ScanFlags extends AptSourceFlags {
   root: string;
+  server?: string;
+  token?: string;
+  dataDir?: string;
   dpkgStatus?: string;
   aptLists?: string[];
   catalog?: string[];
@@ -63,7 +66,15 @@ async function loadCatalog(f: ScanFlags): Promise<Catalog> {
     }
     cat.coverage.push(...coverage);
   };
-  const lists = f.aptLists ?? (f.catalog ? [] : [join(f.root, 'var/lib/apt/lists')]);
+  const lists = f.aptLists ?? (f.catalog || f.server ? [] : [join(f.root, 'var/lib/apt/lists')]);
+  if (f.server) {
+    // the server's catalog, as its agents are evaluated against it
+    const { ApiClient } = await import('../client.js');
+    const client = ApiClient.from({ server: f.server, ...(f.token ? { token: f.token } : {}), ...(f.dataDir ? { dataDir: f.dataDir } : {}) });
+    const c = parseCatalogFile(await client.call<unknown>('GET', '/api/v1/catalog/export'), `${client.server}/api/v1/catalog/export`);
+    add(c.patches, c.coverage);
+    cat.feeds.push(`${client.server}: ${c.patches.length} patches`);
+  }
   if (lists.length > 0) {
     const { formatProblem } = await import('@patchwarden/server');
     for (const dir of lists) {
@@ -183,6 +194,9 @@ export function scanCommand(program: Command): void {
       .option('--dpkg-status <file>', 'read this dpkg status file instead of <root>/var/lib/dpkg/status')
       .option('--apt-lists <dir>', 'an apt lists directory (repeatable; default <root>/var/lib/apt/lists when no --catalog is given)', collect)
       .option('--catalog <file>', 'a catalog file from `patchwarden catalog import-apt --out` (repeatable)', collect)
+      .option('--server <url>', "evaluate against this server's catalog (with --token, or the admin-token file of --data-dir)")
+      .option('--token <token>', 'admin token for --server (default $PATCHWARDEN_TOKEN)')
+      .option('--data-dir <dir>', "the server's data directory, to find its admin-token file")
       .option('--explain <patch...>', 'print the state of these patches and the trace of their rules')
       .option('--json', 'print JSON: one item per installed package to update'),
   )

@@ -64,6 +64,15 @@ export function catalogRoutes(ctx: AppContext): FastifyPluginAsyncZod {
     );
 
     app.get(
+      '/api/v1/catalog/export',
+      { config: admin, schema: { tags: ['catalog'], summary: 'The whole catalog as a catalog file: { coverage, patches } (what `scan --server` reads)' } },
+      async () => {
+        const cat = await ctx.compliance.catalog();
+        return { coverage: cat.coverage, patches: [...cat.manifests.values()] };
+      },
+    );
+
+    app.get(
       '/api/v1/catalog/patch',
       { config: admin, schema: { tags: ['catalog'], summary: 'One patch manifest', querystring: z.strictObject({ id: z.string().max(255) }) } },
       async (req) => {

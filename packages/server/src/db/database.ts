@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, type LogEvent } from 'kysely';
 import pg from 'pg';
 import { PatchwardenError } from '@patchwarden/core';
 import { migrationProvider } from './migrations.js';
@@ -27,6 +27,8 @@ export interface OpenOptions {
   /** PostgreSQL schema to use (tests give each run its own). */
   pgSchema?: string;
   poolSize?: number;
+  /** Called after every query with its SQL and duration (slow-query logging, benchmarks). */
+  onQuery?: (sql: string, ms: number) => void;
 }
 
 export function isPostgresUrl(url: string): boolean {
@@ -38,7 +40,7 @@ export function redactUrl(url: string): string {
 }
 
 export async function openDatabase(opts: OpenOptions): Promise<Database> {
-  const database = isPostgresUrl(opts.url) ? await openPostgres(opts) : openSqlite(opts.url);
+  const database = isPostgresUrl(opts.url) ? await openPostgres(opts) : openSqlite(opts.url, opts.onQuery);
   try {
     await migrate(database);
   } catch (err) {
@@ -48,7 +50,15 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
   return database;
 }
 
-function openSqlite(url: string): Database {
+function queryLog(onQuery: OpenOptions['onQuery']) {
+  return onQuery
+    ? (e: LogEvent) => {
+        onQuery(e.query.sql, e.queryDurationMillis);
+      }
+    : undefined;
+}
+
+function openSqlite(url: string, onQuery?: OpenOptions['onQuery']): Database {
   const file = url.replace(/^sqlite:/, '');
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
   let sqlite: SQLite.Database;
@@ -67,7 +77,8 @@ function openSqlite(url: string): Database {
   // 64 MiB of page cache (the default is 2 MiB): the state table's index pages stay in memory
   // through a recompute instead of being re-read for each context
   sqlite.pragma('cache_size = -65536');
-  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const log = queryLog(onQuery);
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }), ...(log ? { log } : {}) });
   return { db, dialect: 'sqlite', location: file, close: () => db.destroy() };
 }
 
@@ -121,7 +132,8 @@ async function openPostgres(opts: OpenOptions): Promise<Database> {
       cause: err,
     });
   }
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const log = queryLog(opts.onQuery);
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }), ...(log ? { log } : {}) });
   return { db, dialect: 'postgres', location: redactUrl(opts.url), close: () => db.destroy() };
 }
 

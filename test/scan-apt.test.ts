@@ -300,7 +300,7 @@ describe('patchwarden scan against apt on real lists', () => {
       const why = await cli(['explain', 'setback-1', one], { env });
       expect(why.status, why.stderr).toBe(0);
       expect(why.stdout).toMatch(new RegExp(`^${one.replace(/[.+~]/g, '\\$&')} on setback-1: needed`));
-      expect(why.stdout).toMatch(/installed:\n  ✗ all of \d+/);
+      expect(why.stdout).toMatch(/installed:\n {2}✗ all of \d+/);
     } finally {
       await server.stop();
     }

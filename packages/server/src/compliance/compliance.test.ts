@@ -101,6 +101,37 @@ for (const tdb of testDatabases) {
       expect(new Set(ctx.map((r) => r.context_id)).size).toBe(1);
     });
 
+    it('gives a device that leaves a shared context an overlay holding only what differs', async () => {
+      const twins = [await h.enroll({ hostname: 'twin-a' }), await h.enroll({ hostname: 'twin-b' })];
+      for (const [i, t] of twins.entries()) await report(t, `twin-${'ab'[i]}`, inv.packages);
+      const shared = await states('twin-a');
+      // twin-b drops package a: the patches on a stop applying there, nothing else changes
+      const without = inv.packages.filter((p) => p.name !== a.name);
+      const sys = systemFacts('twin-b');
+      const next = hashed(without);
+      const before = h.app.compliance.counter.rules;
+      const r = await h.checkin(twins[1]!.token, checkinBody(undefined, { mode: 'delta', base: inv.hash, hash: next.hash, ...diffInventories(inv.packages, next.packages) }, canonicalDigest(sys)));
+      expect(r.statusCode, r.body).toBe(200);
+      expect(h.app.compliance.counter.rules - before).toBeLessThanOrEqual(8);
+      const b2 = await states('twin-b');
+      expect(b2[ids.aOld]).toBeUndefined();
+      expect(b2[ids.aNewer]).toBeUndefined();
+      expect(b2[ids.b]).toBe('installed');
+      expect(await states('twin-a')).toEqual(shared);
+      const ctx = await h.database.db
+        .selectFrom('devices as d')
+        .innerJoin('eval_contexts as c', 'c.id', 'd.context_id')
+        .select(['c.parent_id'])
+        .where('d.hostname', '=', 'twin-b')
+        .executeTakeFirstOrThrow();
+      expect(ctx.parent_id).not.toBeNull();
+      const own = await h.database.db.selectFrom('context_states').select((eb) => eb.fn.countAll<number>().as('n')).innerJoin('devices as d', 'd.context_id', 'context_states.context_id').where('d.hostname', '=', 'twin-b').executeTakeFirstOrThrow();
+      expect(Number(own.n)).toBeLessThanOrEqual(4);
+      // a full recompute flattens it and agrees
+      await h.admin('POST', '/api/v1/compliance/recompute');
+      expect(await states('twin-b')).toEqual(b2);
+    });
+
     it('re-evaluates only the patches a one-package change touches, OS-only rules included', async () => {
       const dev = await h.enroll({ hostname: 'web-2' });
       await report(dev, 'web-2', inv.packages);

@@ -98,7 +98,18 @@ export class ComplianceEngine {
     return cat.coverage.some((p) => platformMatches(p, facts));
   }
 
-  private async writeStates(contextId: number, cat: LoadedCatalog, decisions: Map<string, PatchDecision>, replaceAll: boolean, covered: boolean) {
+  /**
+   * Writes decisions for a context. `replace`: the context's whole state (it becomes a flat
+   * context with no parent). `merge`: only these patches' rows are replaced; in an overlay
+   * context a `not_applicable` decision is written too, to override the parent's row.
+   */
+  private async writeStates(
+    contextId: number,
+    cat: LoadedCatalog,
+    decisions: Map<string, PatchDecision>,
+    w: { mode: 'replace' | 'merge'; covered: boolean; overlay: boolean; move?: { key: string; setId: number }; parentId?: number | null },
+    alsoPoint?: string,
+  ) {
     const pks: number[] = [];
     const states: string[] = [];
     const details: (string | null)[] = [];
@@ -107,14 +118,13 @@ export class ComplianceEngine {
       const pk = cat.pkOf.get(id);
       if (pk === undefined) continue;
       touched.push(pk);
-      if (d.state === 'not_applicable' || d.state === 'not_assessed') continue;
+      if (d.state === 'not_assessed' || (d.state === 'not_applicable' && !w.overlay)) continue;
       pks.push(pk);
       states.push(d.state);
-      const detail = d.missing || d.by || d.reason ? JSON.stringify({ missing: d.missing, by: d.by, reason: d.reason }) : null;
-      details.push(detail);
+      details.push(d.missing || d.by || d.reason ? JSON.stringify({ missing: d.missing, by: d.by, reason: d.reason }) : null);
     }
     await this.db.transaction().execute(async (tx) => {
-      if (replaceAll) await tx.deleteFrom('context_states').where('context_id', '=', contextId).execute();
+      if (w.mode === 'replace') await tx.deleteFrom('context_states').where('context_id', '=', contextId).execute();
       else if (touched.length) {
         const list = this.dialect === 'postgres' ? sql`(select unnest(${touched}::int[]))` : sql`(select value from json_each(${JSON.stringify(touched)}))`;
         await sql`delete from context_states where context_id = ${contextId} and patch_pk in ${list}`.execute(tx);
@@ -127,14 +137,26 @@ export class ComplianceEngine {
                   from json_each(${JSON.stringify(pks.map((pk, i) => [pk, states[i], details[i]]))})`;
         await sql`insert into context_states (context_id, patch_pk, state, detail) ${rows}`.execute(tx);
       }
-      await tx.updateTable('eval_contexts').set({ generation: cat.generation, covered: covered ? 1 : 0 }).where('id', '=', contextId).execute();
+      await tx
+        .updateTable('eval_contexts')
+        .set({
+          generation: cat.generation,
+          covered: w.covered ? 1 : 0,
+          ...(w.mode === 'replace' ? { parent_id: null } : {}),
+          ...(w.parentId !== undefined ? { parent_id: w.parentId } : {}),
+          ...(w.move ? { key: w.move.key, package_set_id: w.move.setId } : {}),
+        })
+        .where('id', '=', contextId)
+        .execute();
+      if (alsoPoint) await tx.updateTable('devices').set({ context_id: contextId }).where('id', '=', alsoPoint).execute();
     });
   }
 
   /**
    * Points a device at the context of its current package set and system facts, evaluating
-   * that context first if it is new: incrementally from the device's previous context when
-   * only packages changed, in full otherwise.
+   * what is needed. When only packages changed since its previous context, only the patches
+   * that read them are evaluated: in that context itself if the device had it alone, or in a
+   * new overlay of it if other devices share it. Otherwise the new context is evaluated in full.
    */
   async assignDevice(
     deviceId: string,
@@ -147,67 +169,63 @@ export class ComplianceEngine {
     if (known.packages) this.remember(set.id, known.packages);
     const cat = await this.recentCatalog();
     const sys = evalSystemOf(system);
+    const sysJson = JSON.stringify(sys);
     const key = contextKey(set.hash, sys);
-    let ctx = await this.db.selectFrom('eval_contexts').select(['id', 'generation']).where('key', '=', key).executeTakeFirst();
-    if (!ctx && previousContextId !== null && (await this.rekeyAlone(deviceId, previousContextId, key, set, sys, cat, known.changed))) return;
-    if (!ctx || ctx.generation !== cat.generation) {
-      const packages = await this.setPackages(set.id);
-      const facts = this.evalFacts(sys, packages);
-      if (!ctx) {
-        const inserted = await this.db
-          .insertInto('eval_contexts')
-          .values({ key, package_set_id: set.id, system_json: JSON.stringify(sys), generation: -1, covered: 1, created_at: this.now() })
-          .onConflict((oc) => oc.column('key').doNothing())
-          .returning(['id', 'generation'])
-          .executeTakeFirst();
-        ctx = inserted ?? (await this.db.selectFrom('eval_contexts').select(['id', 'generation']).where('key', '=', key).executeTakeFirstOrThrow());
-      }
-      const prev = previousContextId === null ? undefined : await this.db.selectFrom('eval_contexts').selectAll().where('id', '=', previousContextId).executeTakeFirst();
-      const opts = { covered: this.covered(cat, facts), counter: this.counter };
-      if (prev && prev.generation === cat.generation && prev.system_json === JSON.stringify(sys) && prev.id !== ctx.id) {
-        // only packages changed: copy the previous states, re-evaluate what reads the changes
-        const before = await this.setPackages(prev.package_set_id);
-        const ids = cat.index.affectedBy(changedKeys(before, packages));
-        await this.copyStates(prev.id, ctx.id);
-        await this.writeStates(ctx.id, cat, decideStates(cat.index, facts, opts, ids), false, opts.covered);
-      } else {
-        await this.writeStates(ctx.id, cat, decideStates(cat.index, facts, opts), true, opts.covered);
-      }
+    const ctx = await this.db.selectFrom('eval_contexts').select(['id', 'generation']).where('key', '=', key).executeTakeFirst();
+    if (ctx && ctx.generation === cat.generation) {
+      if (ctx.id !== previousContextId) await this.db.updateTable('devices').set({ context_id: ctx.id }).where('id', '=', deviceId).execute();
+      return;
     }
-    await this.db.updateTable('devices').set({ context_id: ctx.id }).where('id', '=', deviceId).execute();
-  }
-
-  /**
-   * The common case of a device whose inventory changed: if no other device shares its
-   * context, the context itself moves to the new inventory and only the patches that read the
-   * changed packages are re-evaluated; nothing is copied.
-   */
-  private async rekeyAlone(
-    deviceId: string,
-    contextId: number,
-    key: string,
-    set: { id: number },
-    sys: EvalSystem,
-    cat: LoadedCatalog,
-    changed?: Set<string>,
-  ): Promise<boolean> {
-    const prev = await this.db.selectFrom('eval_contexts').selectAll().where('id', '=', contextId).executeTakeFirst();
-    if (!prev || prev.generation !== cat.generation || prev.system_json !== JSON.stringify(sys)) return false;
-    const shared = await this.db.selectFrom('devices').select('id').where('context_id', '=', contextId).where('id', '!=', deviceId).limit(1).executeTakeFirst();
-    if (shared) return false;
     const packages = await this.setPackages(set.id);
     const facts = this.evalFacts(sys, packages);
     const covered = this.covered(cat, facts);
-    const ids = cat.index.affectedBy(changed ?? changedKeys(await this.setPackages(prev.package_set_id), packages));
-    await this.db.updateTable('eval_contexts').set({ key, package_set_id: set.id }).where('id', '=', contextId).execute();
-    await this.writeStates(contextId, cat, decideStates(cat.index, facts, { covered, counter: this.counter }, ids), false, covered);
-    return true;
+    const opts = { covered, counter: this.counter };
+
+    if (!ctx && previousContextId !== null) {
+      const prev = await this.db
+        .selectFrom('eval_contexts as c')
+        .select(['c.id', 'c.parent_id', 'c.package_set_id', 'c.system_json', 'c.generation', 'c.covered'])
+        .select((eb) =>
+          eb
+            .selectFrom('devices as o')
+            .select((e2) => e2.fn.countAll<number>().as('n'))
+            .whereRef('o.context_id', '=', 'c.id')
+            .where('o.id', '!=', deviceId)
+            .as('others'),
+        )
+        .where('c.id', '=', previousContextId)
+        .executeTakeFirst();
+      if (prev && prev.generation === cat.generation && prev.system_json === sysJson && (prev.covered === 1) === covered) {
+        const ids = cat.index.affectedBy(known.changed ?? changedKeys(await this.setPackages(prev.package_set_id), packages));
+        const decisions = decideStates(cat.index, facts, opts, ids);
+        if (Number(prev.others ?? 0) === 0) {
+          // the device had this context alone: it moves along, nothing is copied
+          await this.writeStates(prev.id, cat, decisions, { mode: 'merge', covered, overlay: prev.parent_id !== null, move: { key, setId: set.id } });
+          return;
+        }
+        // shared: an overlay of the previous context's base keeps only what differs
+        const parentId = prev.parent_id ?? prev.id;
+        const created = await this.newContext(key, set.id, sysJson);
+        if (prev.parent_id !== null) {
+          await sql`insert into context_states (context_id, patch_pk, state, detail)
+                    select ${created}, patch_pk, state, detail from context_states where context_id = ${prev.id}`.execute(this.db);
+        }
+        await this.writeStates(created, cat, decisions, { mode: 'merge', covered, overlay: true, parentId }, deviceId);
+        return;
+      }
+    }
+    const id = ctx?.id ?? (await this.newContext(key, set.id, sysJson));
+    await this.writeStates(id, cat, decideStates(cat.index, facts, opts), { mode: 'replace', covered, overlay: false }, deviceId);
   }
 
-  private async copyStates(from: number, to: number) {
-    await this.db.deleteFrom('context_states').where('context_id', '=', to).execute();
-    await sql`insert into context_states (context_id, patch_pk, state, detail)
-              select ${to}, patch_pk, state, detail from context_states where context_id = ${from}`.execute(this.db);
+  private async newContext(key: string, setId: number, systemJson: string): Promise<number> {
+    const inserted = await this.db
+      .insertInto('eval_contexts')
+      .values({ key, package_set_id: setId, system_json: systemJson, generation: -1, covered: 1, created_at: this.now(), parent_id: null })
+      .onConflict((oc) => oc.column('key').doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    return inserted?.id ?? (await this.db.selectFrom('eval_contexts').select('id').where('key', '=', key).executeTakeFirstOrThrow()).id;
   }
 
   /** Re-evaluates the changed patches (and those linked to them) in every context. */
@@ -220,32 +238,38 @@ export class ComplianceEngine {
       for (const s of p?.supersedes ?? []) ids.add(s);
       for (const r of cat.index.requiredBy(id)) ids.add(r);
     }
-    return this.forEachContext(async (ctxId, facts, wasCovered) => {
+    return this.forEachContext(async (c, facts) => {
       const covered = this.covered(cat, facts);
       // a context that just became covered (or stopped being) needs every patch decided
-      const all = covered !== wasCovered;
-      await this.writeStates(ctxId, cat, decideStates(cat.index, facts, { covered, counter: this.counter }, all ? undefined : ids), all, covered);
-    }, cat);
+      const all = covered !== c.covered;
+      const decisions = decideStates(cat.index, facts, { covered, counter: this.counter }, all ? undefined : ids);
+      await this.writeStates(c.id, cat, decisions, { mode: all ? 'replace' : 'merge', covered, overlay: !all && c.overlay });
+    });
   }
 
-  /** Full recompute of every context: the repair path. */
+  /** Full recompute of every context: the repair path. Every context becomes flat. */
   async recomputeAll(): Promise<{ contexts: number }> {
     const cat = await this.catalog();
-    return this.forEachContext(async (ctxId, facts) => {
+    return this.forEachContext(async (c, facts) => {
       const covered = this.covered(cat, facts);
-      await this.writeStates(ctxId, cat, decideStates(cat.index, facts, { covered, counter: this.counter }), true, covered);
-    }, cat);
+      await this.writeStates(c.id, cat, decideStates(cat.index, facts, { covered, counter: this.counter }), { mode: 'replace', covered, overlay: false });
+    });
   }
 
-  private async forEachContext(fn: (id: number, facts: EvalFacts, wasCovered: boolean) => Promise<void>, cat: LoadedCatalog): Promise<{ contexts: number }> {
-    // only contexts some device points to are kept current; others are dropped
-    await sql`delete from eval_contexts where id not in (select context_id from devices where context_id is not null)`.execute(this.db);
-    const contexts = await this.db.selectFrom('eval_contexts').select(['id', 'package_set_id', 'system_json', 'covered']).orderBy('package_set_id').execute();
+  private async forEachContext(fn: (c: { id: number; covered: boolean; overlay: boolean }, facts: EvalFacts) => Promise<void>): Promise<{ contexts: number }> {
+    // contexts no device points to are dropped, unless an overlay still builds on them
+    for (let pass = 0; pass < 2; pass++) {
+      await sql`delete from eval_contexts
+                 where id not in (select context_id from devices where context_id is not null)
+                   and id not in (select parent_id from eval_contexts where parent_id is not null)`.execute(this.db);
+    }
+    const contexts = await this.db.selectFrom('eval_contexts').select(['id', 'package_set_id', 'system_json', 'covered', 'parent_id']).orderBy('package_set_id').execute();
+    // parents first: an overlay flattened before its parent is rewritten stays correct either way
+    contexts.sort((a, b) => Number(a.parent_id !== null) - Number(b.parent_id !== null));
     for (const c of contexts) {
       const facts = this.evalFacts(JSON.parse(c.system_json) as EvalSystem, await this.setPackages(c.package_set_id));
-      await fn(c.id, facts, c.covered === 1);
+      await fn({ id: c.id, covered: c.covered === 1, overlay: c.parent_id !== null }, facts);
     }
-    void cat;
     return { contexts: contexts.length };
   }
 

@@ -18,7 +18,7 @@ export async function recordHistory(db: Kysely<DB>, day: string): Promise<{ rows
       select ${day}, d.id, s.state, p.severity, count(*)
       from devices d
       join eval_contexts c on c.id = d.context_id and c.covered = 1
-      join context_states s on s.context_id = d.context_id
+      join effective_states s on s.context_id = d.context_id
       join patches p on p.pk = s.patch_pk
       where d.status = 'active'
       group by d.id, s.state, p.severity`.execute(tx);

@@ -32,7 +32,7 @@ export function complianceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         if (d.context_id === null) return { deviceId: id, assessed: 'pending', items: [] };
         if (d.covered === 0) return { deviceId: id, assessed: 'not_assessed', items: [] };
         let q = db
-          .selectFrom('context_states as s')
+          .selectFrom('effective_states as s')
           .innerJoin('patches as p', 'p.pk', 's.patch_pk')
           .select(['p.id', 'p.title', 'p.severity', 's.state', 's.detail'])
           .where('s.context_id', '=', d.context_id);
@@ -93,7 +93,7 @@ export function complianceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
       async (req) => {
         let q = db
           .selectFrom('devices as d')
-          .innerJoin('context_states as s', 's.context_id', 'd.context_id')
+          .innerJoin('effective_states as s', 's.context_id', 'd.context_id')
           .innerJoin('patches as p', 'p.pk', 's.patch_pk')
           .where('s.state', '=', 'needed')
           .where('d.status', '=', 'active');

@@ -188,10 +188,32 @@ const compliance = (dialect: Dialect): Migration => ({
   },
 });
 
+/**
+ * Overlay contexts: a device that leaves a context it shared (one package changed) gets a
+ * context that keeps only the states that differ from its parent's, instead of a copy of all
+ * of them. `effective_states` is what every reader uses: own rows, then the parent's rows the
+ * context does not override; `not_applicable` rows are overrides only and never shown.
+ */
+const overlays = (): Migration => ({
+  async up(db: Db) {
+    await db.schema.alterTable('eval_contexts').addColumn('parent_id', 'integer', (c) => c.references('eval_contexts.id')).execute();
+    await sql`create view effective_states as
+      select s.context_id, s.patch_pk, s.state, s.detail
+        from context_states s
+       where s.state <> 'not_applicable'
+      union all
+      select c.id as context_id, s.patch_pk, s.state, s.detail
+        from eval_contexts c
+        join context_states s on s.context_id = c.parent_id
+       where c.parent_id is not null
+         and not exists (select 1 from context_states o where o.context_id = c.id and o.patch_pk = s.patch_pk)`.execute(db);
+  },
+});
+
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations() {
-      return { '0001_initial': initial(dialect), '0002_compliance': compliance(dialect) };
+      return { '0001_initial': initial(dialect), '0002_compliance': compliance(dialect), '0003_overlays': overlays() };
     },
   };
 }

@@ -112,6 +112,7 @@ export interface EvalContextsTable {
   generation: number;
   covered: number;
   created_at: number;
+  parent_id: number | null;
 }
 
 export interface ContextStatesTable {
@@ -135,6 +136,8 @@ export interface DB {
   catalog_meta: CatalogMetaTable;
   eval_contexts: EvalContextsTable;
   context_states: ContextStatesTable;
+  /** a view: the states of every context, overlays resolved */
+  effective_states: ContextStatesTable;
   compliance_history: ComplianceHistoryTable;
   devices: DevicesTable;
   device_labels: DeviceLabelsTable;

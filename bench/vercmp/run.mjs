@@ -136,7 +136,7 @@ if (!agree) fail(`answers differ from libdpkg: ours ${JSON.stringify(ours.counts
 const rpm = rpmPairs(a, b);
 const rpmOurs = timeOurs(compareRpmVersions, rpm.a, rpm.b);
 
-console.log(JSON.stringify({
+const result = {
   scheme: 'deb',
   pairs: a.length,
   distinctVersions: distinct,
@@ -150,4 +150,7 @@ console.log(JSON.stringify({
   answers: ours.counts,
   rpm: { scheme: 'rpm', pairs: rpm.a.length, ourPerSecond: rpmOurs.perSecond },
   machine: { cpu: cpus[0]?.model ?? 'unknown', cores: cpus.length, node: process.version },
-}, null, 2));
+};
+const out = join(fileURLToPath(new URL('../results', import.meta.url)), `vercmp-${new Date().toISOString().slice(0, 10)}.json`);
+writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), ...result }, null, 2)}\n`);
+console.log(JSON.stringify(result, null, 2));

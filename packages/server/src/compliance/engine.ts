@@ -123,6 +123,28 @@ export class ComplianceEngine {
       states.push(d.state);
       details.push(d.missing || d.by || d.reason ? JSON.stringify({ missing: d.missing, by: d.by, reason: d.reason }) : null);
     }
+    const ctxSet = {
+      generation: cat.generation,
+      covered: w.covered ? 1 : 0,
+      ...(w.mode === 'replace' ? { parent_id: null } : {}),
+      ...(w.parentId !== undefined ? { parent_id: w.parentId } : {}),
+      ...(w.move ? { key: w.move.key, package_set_id: w.move.setId } : {}),
+    };
+    if (this.dialect === 'postgres' && w.mode === 'merge') {
+      // One statement, so one round trip and atomic on its own: the rows that stay are upserted,
+      // the touched rows that are gone are deleted (the two sets never meet, so the parts of the
+      // statement cannot conflict), the context and the device are updated.
+      const gone = touched.filter((pk) => !pks.includes(pk));
+      await sql`with
+          del as (delete from context_states where context_id = ${contextId} and patch_pk = any(${gone}::int[])),
+          ins as (insert into context_states (context_id, patch_pk, state, detail)
+                  select ${contextId}::int, unnest(${pks}::int[]), unnest(${states}::text[]), unnest(${details}::text[])
+                  on conflict (context_id, patch_pk) do update set state = excluded.state, detail = excluded.detail),
+          ctx as (${this.db.updateTable('eval_contexts').set(ctxSet).where('id', '=', contextId)}),
+          dev as (update devices set context_id = ${contextId} where id = ${alsoPoint ?? null})
+        select 1`.execute(this.db);
+      return;
+    }
     await this.db.transaction().execute(async (tx) => {
       if (w.mode === 'replace') await tx.deleteFrom('context_states').where('context_id', '=', contextId).execute();
       else if (touched.length) {
@@ -137,17 +159,7 @@ export class ComplianceEngine {
                   from json_each(${JSON.stringify(pks.map((pk, i) => [pk, states[i], details[i]]))})`;
         await sql`insert into context_states (context_id, patch_pk, state, detail) ${rows}`.execute(tx);
       }
-      await tx
-        .updateTable('eval_contexts')
-        .set({
-          generation: cat.generation,
-          covered: w.covered ? 1 : 0,
-          ...(w.mode === 'replace' ? { parent_id: null } : {}),
-          ...(w.parentId !== undefined ? { parent_id: w.parentId } : {}),
-          ...(w.move ? { key: w.move.key, package_set_id: w.move.setId } : {}),
-        })
-        .where('id', '=', contextId)
-        .execute();
+      await tx.updateTable('eval_contexts').set(ctxSet).where('id', '=', contextId).execute();
       if (alsoPoint) await tx.updateTable('devices').set({ context_id: contextId }).where('id', '=', alsoPoint).execute();
     });
   }

@@ -1,5 +1,6 @@
 /** The CLI's client of the admin API: where the server is and which token to use. */
 import { existsSync, readFileSync } from 'node:fs';
+import type { Command } from 'commander';
 import { join } from 'node:path';
 import { ADMIN_TOKEN_FILE, DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, errorFromBody, PatchwardenError } from '@patchwarden/core';
 
@@ -48,4 +49,13 @@ export class ApiClient {
     if (!res.ok) throw errorFromBody(res.status, parsed);
     return parsed as T;
   }
+}
+
+/** The options every command that talks to the admin API takes. */
+export function withClient(cmd: Command): Command {
+  return cmd
+    .option('--server <url>', 'server URL (default $PATCHWARDEN_SERVER or http://127.0.0.1:8060)')
+    .option('--token <token>', 'admin token (default $PATCHWARDEN_TOKEN or <data-dir>/admin-token)')
+    .option('--data-dir <dir>', "the server's data directory, to find its admin-token file")
+    .option('--json', 'print JSON instead of a table');
 }

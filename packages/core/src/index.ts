@@ -12,3 +12,4 @@ export * from './rules/facts.js';
 export * from './rules/evaluate.js';
 export * from './patch.js';
 export * from './compliance.js';
+export * from './deb822.js';

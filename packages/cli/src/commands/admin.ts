@@ -1,18 +1,11 @@
 /** Commands that talk to the admin API: devices, groups, enrollment secrets. */
 import type { Command } from 'commander';
 import { PatchwardenError, type DeviceDetail, type DeviceSummary, type EnrollmentSecretInfo, type GroupInfo, type PackageFact, type Page } from '@patchwarden/core';
-import { ApiClient, type ClientOptions } from '../client.js';
+import { ApiClient, withClient, type ClientOptions } from '../client.js';
 import { ago, printJson, table, type Column } from '../output.js';
 
 type Flags = ClientOptions & { json?: boolean };
 
-function withClient(cmd: Command): Command {
-  return cmd
-    .option('--server <url>', 'server URL (default $PATCHWARDEN_SERVER or http://127.0.0.1:8060)')
-    .option('--token <token>', 'admin token (default $PATCHWARDEN_TOKEN or <data-dir>/admin-token)')
-    .option('--data-dir <dir>', "the server's data directory, to find its admin-token file")
-    .option('--json', 'print JSON instead of a table');
-}
 
 const client = (f: Flags) => ApiClient.from(f);
 const q = (params: Record<string, string | number | undefined>) => {

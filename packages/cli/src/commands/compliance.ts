@@ -1,18 +1,11 @@
 /** Compliance from the command line: what is needed where, and why. */
 import type { Command } from 'commander';
-import { ApiClient, type ClientOptions } from '../client.js';
+import { ApiClient, withClient, type ClientOptions } from '../client.js';
 import { printJson, table } from '../output.js';
 
 type Flags = ClientOptions & { json?: boolean };
 type Trace = { rule: string; result: 'true' | 'false' | 'unknown'; detail?: string; children?: Trace[] };
 
-function withClient(cmd: Command): Command {
-  return cmd
-    .option('--server <url>', 'server URL (default $PATCHWARDEN_SERVER or http://127.0.0.1:8060)')
-    .option('--token <token>', 'admin token (default $PATCHWARDEN_TOKEN or <data-dir>/admin-token)')
-    .option('--data-dir <dir>', "the server's data directory, to find its admin-token file")
-    .option('--json', 'print JSON instead of a table');
-}
 
 const MARK = { true: '✓', false: '✗', unknown: '?' } as const;
 

@@ -4,9 +4,9 @@
  * and shared by every device whose inventory hashes the same.
  */
 import { createHash } from 'node:crypto';
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { packageLine, type PackageFact } from '@patchwarden/core';
-import type { DB } from '../db/schema.js';
+import type { DB, PackagesTable } from '../db/schema.js';
 import type { Dialect } from '../db/database.js';
 
 type Q = Kysely<DB> | Transaction<DB>;
@@ -52,15 +52,7 @@ export async function loadSetPackages(db: Q, setId: number): Promise<PackageFact
   return rows.map(rowToFact);
 }
 
-export function rowToFact(r: {
-  manager: string;
-  name: string;
-  arch: string;
-  version: string;
-  source: string | null;
-  source_version: string | null;
-  state: string;
-}): PackageFact {
+export function rowToFact(r: Pick<Selectable<PackagesTable>, 'manager' | 'name' | 'arch' | 'version' | 'source' | 'source_version' | 'state'>): PackageFact {
   const p: PackageFact = {
     manager: r.manager as PackageFact['manager'],
     name: r.name,

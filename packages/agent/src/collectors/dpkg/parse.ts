@@ -7,7 +7,7 @@
  * every other field (and its continuation lines) is skipped without being copied, which is
  * what keeps the parser well above 20 MB/s.
  */
-import { DPKG_STATES, PackageFact } from '@patchwarden/core';
+import { DPKG_STATES, PackageFact, scanParagraphs, type ScanIssue } from '@patchwarden/core';
 import type { PackageFact as PackageFactT } from '@patchwarden/core';
 import { snippet } from '../text.js';
 
@@ -33,38 +33,28 @@ const WANTS = new Set(['unknown', 'install', 'hold', 'deinstall', 'purge']);
 const EFLAGS = new Set(['ok', 'reinstreq']);
 const STATES = new Set<string>(DPKG_STATES);
 
-const enum F {
-  None = 0,
-  Package,
-  Status,
-  Version,
-  Architecture,
-  Source,
-}
-const FIELD_LABEL = ['', 'Package', 'Status', 'Version', 'Architecture', 'Source'];
+// Indexes into FIELDS: the fields this parser reads.
+const FIELDS = ['Package', 'Status', 'Version', 'Architecture', 'Source'] as const;
+const PACKAGE = 0;
+const STATUS = 1;
+const VERSION = 2;
+const ARCH = 3;
+const SOURCE = 4;
 
-// Field names are case-insensitive; the length test spares lowercasing the ~20 other fields
-// of every paragraph.
-function fieldOf(text: string, start: number, end: number): F {
-  const len = end - start;
-  if (len !== 6 && len !== 7 && len !== 12) return F.None;
-  switch (text.slice(start, end).toLowerCase()) {
-    case 'package':
-      return F.Package;
-    case 'status':
-      return F.Status;
-    case 'version':
-      return F.Version;
-    case 'architecture':
-      return F.Architecture;
-    case 'source':
-      return F.Source;
-    default:
-      return F.None;
+function issueText(issue: ScanIssue): string {
+  switch (issue.kind) {
+    case 'leading-continuation':
+      return 'continuation line without a field';
+    case 'continued':
+      return `unexpected continuation line in ${FIELDS[issue.field]} field`;
+    case 'not-a-field':
+      return `line ${issue.line} is not a field: '${snippet(issue.text)}'`;
+    case 'duplicate':
+      return `duplicate ${FIELDS[issue.field]} field`;
+    case 'too-long':
+      return `${FIELDS[issue.field]} field is ${issue.length} bytes long`;
   }
 }
-
-const isBlank = (c: number) => c === 32 || c === 9;
 
 export function parseDpkgStatus(text: string): DpkgParseResult {
   const packages: PackageFactT[] = [];
@@ -72,25 +62,17 @@ export function parseDpkgStatus(text: string): DpkgParseResult {
   const seen = new Set<string>();
   let skipped = 0;
 
-  let paraLine = 0;
-  let inPara = false;
-  let values: (string | undefined)[] = [];
-  let bad: string | undefined;
-  let last = F.None;
-
-  const problem = (message: string, name?: string) => {
-    skipped++;
-    if (problems.length >= MAX_PROBLEMS) return;
-    const p: DpkgProblem = { line: paraLine, message };
-    if (name) p.package = snippet(name);
-    problems.push(p);
-  };
-
-  const finish = () => {
-    if (!inPara) return;
-    inPara = false;
-    const name = values[F.Package];
-    const status = values[F.Status];
+  scanParagraphs(text, FIELDS, ({ line, values, issue }) => {
+    const problem = (message: string, name?: string) => {
+      skipped++;
+      if (problems.length >= MAX_PROBLEMS) return;
+      const p: DpkgProblem = { line, message };
+      if (name) p.package = snippet(name);
+      problems.push(p);
+    };
+    const bad = issue ? issueText(issue) : undefined;
+    const name = values[PACKAGE];
+    const status = values[STATUS];
     if (status === undefined) return problem(bad ?? 'missing Status field', name);
     const words = status.split(/[ \t]+/);
     const state = words[2];
@@ -102,17 +84,11 @@ export function parseDpkgStatus(text: string): DpkgParseResult {
     if (!STATES.has(state!)) return problem(`invalid package state '${snippet(state!)}'`, name);
     if (bad) return problem(bad, name);
     if (name === undefined) return problem('missing Package field');
-    const version = values[F.Version];
+    const version = values[VERSION];
     if (version === undefined) return problem('missing Version field', name);
-    if (values[F.Architecture] === undefined) return problem('missing Architecture field', name);
-    const candidate: Record<string, unknown> = {
-      manager: 'dpkg',
-      name,
-      version,
-      arch: values[F.Architecture],
-      state,
-    };
-    const source = values[F.Source];
+    if (values[ARCH] === undefined) return problem('missing Architecture field', name);
+    const candidate: Record<string, unknown> = { manager: 'dpkg', name, version, arch: values[ARCH], state };
+    const source = values[SOURCE];
     if (source !== undefined) {
       const m = /^(\S+)(?:[ \t]+\(([^()]*)\))?$/.exec(source);
       if (!m) return problem(`invalid Source field '${snippet(source)}'`, name);
@@ -129,56 +105,6 @@ export function parseDpkgStatus(text: string): DpkgParseResult {
     if (seen.has(key)) return problem(`duplicate entry for ${name}:${r.data.arch}`, name);
     seen.add(key);
     packages.push(r.data);
-  };
-
-  const len = text.length;
-  let pos = text.charCodeAt(0) === 0xfeff ? 1 : 0;
-  let lineNo = 0;
-  while (pos <= len) {
-    lineNo++;
-    let nl = text.indexOf('\n', pos);
-    if (nl === -1) nl = len;
-    let end = nl;
-    if (end > pos && text.charCodeAt(end - 1) === 13) end--;
-    const start = pos;
-    pos = nl + 1;
-
-    let first = start;
-    while (first < end && isBlank(text.charCodeAt(first))) first++;
-    if (first === end) {
-      // Debian policy lets parsers take whitespace-only lines as paragraph separators.
-      finish();
-      continue;
-    }
-    if (!inPara) {
-      inPara = true;
-      paraLine = lineNo;
-      values = [];
-      bad = undefined;
-      last = F.None;
-    }
-    if (first !== start) {
-      // A continuation line: only multi-line fields may have one, and none of ours is.
-      if (lineNo === paraLine) bad ??= 'continuation line without a field';
-      else if (last !== F.None) bad ??= `unexpected continuation line in ${FIELD_LABEL[last]} field`;
-      continue;
-    }
-    // Not indexOf: on colon-less lines it would scan on past the line, quadratic on garbage.
-    let colon = start;
-    while (colon < end && text.charCodeAt(colon) !== 58) colon++;
-    if (colon === end) {
-      bad ??= `line ${lineNo} is not a field: '${snippet(text.slice(start, Math.min(end, start + 100)))}'`;
-      last = F.None;
-      continue;
-    }
-    last = fieldOf(text, start, colon);
-    if (last === F.None) continue;
-    if (values[last] !== undefined) {
-      bad ??= `duplicate ${FIELD_LABEL[last]} field`;
-      continue;
-    }
-    values[last] = text.slice(colon + 1, end).trim();
-  }
-  finish();
+  });
   return { packages, problems, skipped };
 }

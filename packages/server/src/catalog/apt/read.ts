@@ -30,16 +30,8 @@ export interface AptImportOptions {
 }
 
 /** A Release file as the import summary shows it. */
-export interface AptRelease {
+export interface AptRelease extends Pick<ReleaseFile, 'label' | 'suite' | 'codename' | 'version' | 'date' | 'validUntil' | 'architectures' | 'components'> {
   origin: string;
-  label?: string;
-  suite?: string;
-  codename?: string;
-  version?: string;
-  date?: string;
-  validUntil?: string;
-  architectures: string[];
-  components: string[];
   verified: boolean;
   /** fingerprints of the keys whose signatures were good */
   signers: string[];

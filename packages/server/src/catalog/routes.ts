@@ -1,8 +1,10 @@
+import { sql } from 'kysely';
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { PatchManifest, PatchwardenError, Platform, SEVERITIES } from '@patchwarden/core';
 import type { AppContext } from '../http/context.js';
 import { upsertPatches } from './store.js';
+import { containsPattern } from '../http/like.js';
 
 export function catalogRoutes(ctx: AppContext): FastifyPluginAsyncZod {
   const { db } = ctx;
@@ -47,7 +49,7 @@ export function catalogRoutes(ctx: AppContext): FastifyPluginAsyncZod {
       },
       async (req) => {
         let q = db.selectFrom('patches');
-        if (req.query.search) q = q.where('id', 'like', `%${req.query.search.replace(/[%_]/g, '')}%`);
+        if (req.query.search) q = q.where(sql`lower(id)`, 'like', sql<string>`${containsPattern(req.query.search)} escape '!'`);
         if (req.query.severity) q = q.where('severity', '=', req.query.severity);
         const total = Number((await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
         const items = await q

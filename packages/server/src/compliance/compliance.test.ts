@@ -160,6 +160,13 @@ for (const tdb of testDatabases) {
       expect((await states('web-2'))['test/b-next']).toBe('needed');
     });
 
+    it('lists catalog patches with a literal search', async () => {
+      const r = (await h.admin('GET', '/api/v1/catalog/patches?search=A-NEW')).json();
+      expect(r.items.map((p: { id: string }) => p.id)).toEqual([ids.aNew, ids.aNewer]);
+      expect((await h.admin('GET', '/api/v1/catalog/patches?search=%25')).json().total).toBe(0);
+      expect((await h.admin('GET', `/api/v1/catalog/patches?search=${encodeURIComponent("' or 1=1 --")}`)).json().total).toBe(0);
+    });
+
     it('reports needed patches per device and per patch', async () => {
       const byDevice = (await h.admin('GET', '/api/v1/reports/needed?by=device')).json();
       const web1 = byDevice.items.find((i: { device: { hostname: string } }) => i.device.hostname === 'web-1');

@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import { PatchwardenError, SystemFacts, type DeviceDetail, type DeviceSort, type DeviceSummary } from '@patchwarden/core';
 import type { DB, DevicesTable } from '../db/schema.js';
 import { rowToFact } from '../inventory/store.js';
+import { containsPattern } from '../http/like.js';
 
 export const DEVICE_SORTS: Record<DeviceSort, string> = { hostname: 'd.hostname', lastSeen: 'd.last_seen_at', packages: 'd.package_count', os: 'd.os_pretty' };
 
@@ -79,10 +80,6 @@ async function labelsOf(db: Kysely<DB>, ids: string[]): Promise<Map<string, stri
   return out;
 }
 
-/** LIKE pattern that matches `text` literally anywhere. */
-function containsPattern(text: string): string {
-  return `%${text.toLowerCase().replace(/[!%_]/g, (c) => `!${c}`)}%`;
-}
 
 export async function listDevices(db: Kysely<DB>, q: DeviceQuery): Promise<{ items: DeviceSummary[]; total: number }> {
   let query = baseQuery(db);

@@ -211,7 +211,7 @@ export async function checkin(ctx: CheckinContext, device: DeviceIdentity, req: 
   if (set) ctx.sets.put(set);
   const s = set!;
   // nothing rules read changed: the device's states are current already
-  const moved = req.system !== undefined || s.hash !== device.setHash || device.contextId === null;
+  const moved = (req.system !== undefined && req.systemHash !== device.systemHash) || s.hash !== device.setHash || device.contextId === null;
   if (ctx.compliance && moved) {
     const system =
       req.system ??

@@ -79,7 +79,8 @@ export class ComplianceEngine {
   }
 
   private remember(setId: number, packages: PackageFact[]): void {
-    if (this.facts.size > 256) this.facts.delete(this.facts.keys().next().value!);
+    // a set of 1,500 packages is about 0.5 MB of objects: keep the most recent 64
+    if (this.facts.size >= 64) this.facts.delete(this.facts.keys().next().value!);
     this.facts.set(setId, { packages });
   }
 
@@ -188,10 +189,10 @@ export class ComplianceEngine {
       if (ctx.id !== previousContextId) await this.db.updateTable('devices').set({ context_id: ctx.id }).where('id', '=', deviceId).execute();
       return;
     }
-    const packages = await this.setPackages(set.id);
-    const facts = this.evalFacts(sys, packages);
-    const covered = this.covered(cat, facts);
+    const covered = cat.coverage.some((p) => platformMatches(p, { os: sys.os } as EvalFacts));
     const opts = { covered, counter: this.counter };
+    // the device's facts, built only when some patch must be evaluated
+    const factsNow = async () => this.evalFacts(sys, await this.setPackages(set.id));
 
     if (!ctx && previousContextId !== null) {
       const prev = await this.db
@@ -208,8 +209,13 @@ export class ComplianceEngine {
         .where('c.id', '=', previousContextId)
         .executeTakeFirst();
       if (prev && prev.generation === cat.generation && prev.system_json === sysJson && (prev.covered === 1) === covered) {
-        const ids = cat.index.affectedBy(known.changed ?? changedKeys(await this.setPackages(prev.package_set_id), packages));
-        const decisions = decideStates(cat.index, facts, opts, ids);
+        // which packages changed matters only if some rule reads packages at all
+        const changed =
+          cat.index.byFactKey.size === 0
+            ? new Set<string>()
+            : (known.changed ?? changedKeys(await this.setPackages(prev.package_set_id), await this.setPackages(set.id)));
+        const ids = cat.index.affectedBy(changed);
+        const decisions = ids.size === 0 ? new Map<string, PatchDecision>() : decideStates(cat.index, await factsNow(), opts, ids);
         if (Number(prev.others ?? 0) === 0) {
           // the device had this context alone: it moves along, nothing is copied
           await this.writeStates(prev.id, cat, decisions, { mode: 'merge', covered, overlay: prev.parent_id !== null, move: { key, setId: set.id } });
@@ -227,7 +233,8 @@ export class ComplianceEngine {
       }
     }
     const id = ctx?.id ?? (await this.newContext(key, set.id, sysJson));
-    await this.writeStates(id, cat, decideStates(cat.index, facts, opts), { mode: 'replace', covered, overlay: false }, deviceId);
+    const decisions = cat.index.byId.size === 0 ? new Map<string, PatchDecision>() : decideStates(cat.index, await factsNow(), opts);
+    await this.writeStates(id, cat, decisions, { mode: 'replace', covered, overlay: false }, deviceId);
   }
 
   private async newContext(key: string, setId: number, systemJson: string): Promise<number> {

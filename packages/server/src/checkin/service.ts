@@ -47,11 +47,20 @@ export async function findDeviceByToken(db: Kysely<DB>, token: string): Promise<
   const row = await db
     .selectFrom('devices as d')
     .leftJoin('package_sets as s', 's.id', 'd.package_set_id')
-    .select(['d.id', 'd.status', 'd.system_hash', 'd.context_id', 's.hash as set_hash'])
+    .leftJoin('eval_contexts as c', 'c.id', 'd.context_id')
+    .select(['d.id', 'd.status', 'd.system_hash', 'd.context_id', 'd.package_set_id', 's.hash as set_hash', 'c.package_set_id as context_set_id'])
     .where('d.token_hash', '=', hashToken(token))
     .executeTakeFirst();
   return row
-    ? { kind: 'device', id: row.id, status: row.status, systemHash: row.system_hash, setHash: row.set_hash, contextId: row.context_id }
+    ? {
+        kind: 'device',
+        id: row.id,
+        status: row.status,
+        systemHash: row.system_hash,
+        setHash: row.set_hash,
+        // a context for another inventory than the device's (a state write lost in a crash)
+        contextId: row.context_id !== null && row.context_set_id === row.package_set_id ? row.context_id : null,
+      }
     : null;
 }
 

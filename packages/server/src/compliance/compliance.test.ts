@@ -207,6 +207,18 @@ for (const tdb of testDatabases) {
       expect((await states('files-1'))['test/file-rule']).toBe('installed');
     });
 
+    it('heals a device whose context lags its inventory (a state write lost in a crash)', async () => {
+      const dev = await h.enroll({ hostname: 'healed-1' });
+      await report(dev, 'healed-1', inv.packages);
+      const good = await states('healed-1');
+      const other = await h.database.db.selectFrom('devices').select('context_id').where('hostname', '=', 'web-2').executeTakeFirstOrThrow();
+      await h.database.db.updateTable('devices').set({ context_id: other.context_id }).where('hostname', '=', 'healed-1').execute();
+      expect(await states('healed-1')).not.toEqual(good);
+      const r = await h.checkin(dev.token, checkinBody(undefined, { mode: 'same', hash: inv.hash }, canonicalDigest(systemFacts('healed-1'))));
+      expect(r.statusCode, r.body).toBe(200);
+      expect(await states('healed-1')).toEqual(good);
+    });
+
     it('keeps a daily history by state and severity, with unassessed devices apart', async () => {
       const snap = await h.admin('POST', '/api/v1/compliance/history/snapshot');
       expect(snap.statusCode, snap.body).toBe(200);

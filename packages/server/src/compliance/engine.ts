@@ -143,7 +143,10 @@ export class ComplianceEngine {
                   on conflict (context_id, patch_pk) do update set state = excluded.state, detail = excluded.detail),
           ctx as (${this.db.updateTable('eval_contexts').set(ctxSet).where('id', '=', contextId)}),
           dev as (update devices set context_id = ${contextId} where id = ${alsoPoint ?? null})
-        select 1`.execute(this.db);
+        -- states are derived data (a recompute rebuilds them, and a device whose context lags
+        -- its inventory is re-evaluated at its next check-in), so this commit need not wait
+        -- for the disk
+        select set_config('synchronous_commit', 'off', true)`.execute(this.db);
       return;
     }
     await this.db.transaction().execute(async (tx) => {
@@ -184,7 +187,21 @@ export class ComplianceEngine {
     const sys = evalSystemOf(system);
     const sysJson = JSON.stringify(sys);
     const key = contextKey(set.hash, sys);
-    const ctx = await this.db.selectFrom('eval_contexts').select(['id', 'generation']).where('key', '=', key).executeTakeFirst();
+    // one round trip for both: the context this inventory maps to, and the device's previous one
+    const rows = await this.db
+      .selectFrom('eval_contexts as c')
+      .select(['c.id', 'c.key', 'c.parent_id', 'c.package_set_id', 'c.system_json', 'c.generation', 'c.covered'])
+      .select((eb) =>
+        eb
+          .selectFrom('devices as o')
+          .select((e2) => e2.fn.countAll<number>().as('n'))
+          .whereRef('o.context_id', '=', 'c.id')
+          .where('o.id', '!=', deviceId)
+          .as('others'),
+      )
+      .where((eb) => eb.or([eb('c.key', '=', key), eb('c.id', '=', previousContextId ?? -1)]))
+      .execute();
+    const ctx = rows.find((r) => r.key === key);
     if (ctx && ctx.generation === cat.generation) {
       if (ctx.id !== previousContextId) await this.db.updateTable('devices').set({ context_id: ctx.id }).where('id', '=', deviceId).execute();
       return;
@@ -195,19 +212,7 @@ export class ComplianceEngine {
     const factsNow = async () => this.evalFacts(sys, await this.setPackages(set.id));
 
     if (!ctx && previousContextId !== null) {
-      const prev = await this.db
-        .selectFrom('eval_contexts as c')
-        .select(['c.id', 'c.parent_id', 'c.package_set_id', 'c.system_json', 'c.generation', 'c.covered'])
-        .select((eb) =>
-          eb
-            .selectFrom('devices as o')
-            .select((e2) => e2.fn.countAll<number>().as('n'))
-            .whereRef('o.context_id', '=', 'c.id')
-            .where('o.id', '!=', deviceId)
-            .as('others'),
-        )
-        .where('c.id', '=', previousContextId)
-        .executeTakeFirst();
+      const prev = rows.find((r) => r.id === previousContextId);
       if (prev && prev.generation === cat.generation && prev.system_json === sysJson && (prev.covered === 1) === covered) {
         // which packages changed matters only if some rule reads packages at all
         const changed =

@@ -7,3 +7,4 @@ export { createAdminToken, countAdminTokens } from './auth/store.js';
 export { createSecret, revokeSecret } from './enrollment/store.js';
 export { createGroup } from './groups/store.js';
 export * from './catalog/apt/index.js';
+export { upsertPatches } from './catalog/store.js';

@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
+import type { ComplianceEngine } from './compliance/engine.js';
 import { databaseUrl, type ServerConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { countAdminTokens, createAdminToken } from './auth/store.js';
@@ -11,7 +12,7 @@ import { Cron } from 'croner';
 import { dayOf, recordHistory } from './compliance/history.js';
 
 export interface RunningServer {
-  app: FastifyInstance;
+  app: FastifyInstance & { compliance: ComplianceEngine };
   database: Database;
   url: string;
   /** Set when this start created the first admin token: shown once, never logged. */

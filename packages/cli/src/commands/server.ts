@@ -79,7 +79,8 @@ export function serverCommands(program: Command): void {
       .description('run the server and a built-in, report-only agent for this machine (what `npm start` runs)'),
   )
     .option('--no-agent', 'do not run the built-in agent')
-    .action(async (flags: ServerFlags & { agent: boolean }) => {
+    .option('--no-import', "do not import this machine's apt lists as a first catalog")
+    .action(async (flags: ServerFlags & { agent: boolean; import: boolean }) => {
       const { config, server } = await start(flags, { logLevel: 'warn' });
       printBanner(server.url, config.dataDir, server.database.location, server.database.dialect, server.firstAdminToken);
       if (flags.agent) {
@@ -90,6 +91,16 @@ export function serverCommands(program: Command): void {
           // the server stays useful without it
           console.error(`  The built-in agent could not report this machine: ${(err as Error).message}`);
         }
+      }
+      if (flags.import) {
+        // in the background: the console is usable meanwhile
+        const { importLocalCatalog } = await import('../local-catalog.js');
+        importLocalCatalog(server).then(
+          (summary) => {
+            if (summary) console.log(`  Catalog:   ${summary}; see \`npx patchwarden report needed\``);
+          },
+          (err: Error) => console.error(`  The first catalog could not be imported: ${err.message}`),
+        );
       }
       console.log('\nPress Ctrl+C to stop.');
     });

@@ -131,7 +131,6 @@ export interface LoadedCatalog {
   index: CatalogIndex;
   manifests: Map<string, PatchManifest>;
   pkOf: Map<string, number>;
-  idOf: Map<number, string>;
   coverage: Platform[];
   /** file paths and registry values the rules read: what agents are asked to collect */
   collect: { files: string[]; registry: string[] };
@@ -143,11 +142,9 @@ export async function loadCatalog(db: Kysely<DB>): Promise<LoadedCatalog> {
   const rows = await db.selectFrom('patches').select(['pk', 'id', 'manifest_json']).execute();
   const manifests = new Map<string, PatchManifest>();
   const pkOf = new Map<string, number>();
-  const idOf = new Map<number, string>();
   for (const r of rows) {
     manifests.set(r.id, JSON.parse(r.manifest_json) as PatchManifest);
     pkOf.set(r.id, r.pk);
-    idOf.set(r.pk, r.id);
   }
   const coverage = (await db.selectFrom('coverage').select('platform_json').execute()).map((r) => JSON.parse(r.platform_json) as Platform);
   const index = new CatalogIndex(manifests.values());
@@ -157,5 +154,5 @@ export async function loadCatalog(db: Kysely<DB>): Promise<LoadedCatalog> {
     if (key.startsWith('file:')) files.push(key.slice(5));
     else if (key.startsWith('registry:')) registry.push(key.slice(9));
   }
-  return { generation: gen, index, manifests, pkOf, idOf, coverage, collect: { files: files.sort().slice(0, 256), registry: registry.sort().slice(0, 256) } };
+  return { generation: gen, index, manifests, pkOf, coverage, collect: { files: files.sort().slice(0, 256), registry: registry.sort().slice(0, 256) } };
 }

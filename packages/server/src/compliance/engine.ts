@@ -288,8 +288,6 @@ export class ComplianceEngine {
                    and id not in (select parent_id from eval_contexts where parent_id is not null)`.execute(this.db);
     }
     const contexts = await this.db.selectFrom('eval_contexts').select(['id', 'package_set_id', 'system_json', 'covered', 'parent_id']).orderBy('package_set_id').execute();
-    // parents first: an overlay flattened before its parent is rewritten stays correct either way
-    contexts.sort((a, b) => Number(a.parent_id !== null) - Number(b.parent_id !== null));
     for (const c of contexts) {
       const facts = this.evalFacts(JSON.parse(c.system_json) as EvalSystem, await this.setPackages(c.package_set_id));
       await fn({ id: c.id, covered: c.covered === 1, overlay: c.parent_id !== null }, facts);

@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { sql } from 'kysely';
 import { CatalogIndex, decideStates, inventoryHash, makeEvalFacts, sortInventory } from '@patchwarden/core';
 import { openDatabase } from '@patchwarden/server';
 import { ComplianceEngine, changedKeys } from '../../packages/server/dist/compliance/engine.js';
@@ -173,6 +174,16 @@ async function fleet(dialect) {
   const stored = await db.selectFrom('context_states').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
   run.fullRecompute.stateRows = Number(stored.n);
   process.stderr.write(`${dialect}: recompute ${JSON.stringify(run.fullRecompute)}\n`);
+  // a bulk write of millions of state rows wakes PostgreSQL's autovacuum and checkpointer,
+  // which would then compete for the same two cores during the incremental phase; a steady
+  // server has them behind it, so the benchmark settles them first, as an administrator's
+  // maintenance after a bulk load would (timed and reported apart)
+  if (dialect === 'postgres') {
+    const v0 = performance.now();
+    await sql`vacuum analyze`.execute(db);
+    await sql`checkpoint`.execute(db);
+    run.fullRecompute.settleSeconds = Number(((performance.now() - v0) / 1000).toFixed(1));
+  }
 
   // incremental: 100 devices change one package, twice. The first change leaves a context the
   // device shared with identical devices (its states are copied, then the change evaluated);

@@ -21,6 +21,26 @@ export const ERROR_CODES = {
   E_SERVER_UNREACHABLE: { http: 502, exit: 7 },
   E_DATABASE: { http: 503, exit: 8 },
   E_RATE_LIMITED: { http: 429, exit: 9 },
+  /** a dependency graph with a cycle (the chain is in the message and details) */
+  E_DEPENDENCY_CYCLE: { http: 422, exit: 5 },
+  /** patches that conflict with each other or with what the device has */
+  E_PATCH_CONFLICT: { http: 409, exit: 5 },
+  /** a bundle that is malformed, truncated, oversized or holds unsafe entries */
+  E_BUNDLE_INVALID: { http: 422, exit: 10 },
+  /** a signature that does not verify, or too few signatures from trusted keys */
+  E_SIGNATURE_INVALID: { http: 422, exit: 10 },
+  /** a hash or length that does not match what signed metadata states */
+  E_DIGEST_MISMATCH: { http: 422, exit: 10 },
+  /** signed metadata past its expiry */
+  E_METADATA_EXPIRED: { http: 422, exit: 10 },
+  /** signed metadata older than what was already trusted (a rollback or replay) */
+  E_METADATA_ROLLBACK: { http: 422, exit: 10 },
+  /** signed metadata that is malformed or breaks the TUF rules (paths, roles, versions) */
+  E_METADATA_INVALID: { http: 422, exit: 10 },
+  /** a key file that cannot be used (unreadable, wrong type, not a private key) */
+  E_KEY_INVALID: { http: 400, exit: 10 },
+  /** an advisory or feed record that cannot be read (reported with its position) */
+  E_FEED_INVALID: { http: 422, exit: 2 },
   E_INTERNAL: { http: 500, exit: 1 },
 } as const satisfies Record<string, { http: number; exit: number }>;
 

@@ -22,6 +22,9 @@ function patch(id: string, name: string, fixed: string, extra: Partial<PatchMani
     conflicts: [],
     restart: { reboot: 'never', kernel: false },
     fixes: [{ manager: 'dpkg', name, version: fixed }],
+    payload: [],
+    install: [],
+    undo: [],
     ...extra,
   };
 }

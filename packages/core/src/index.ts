@@ -13,3 +13,7 @@ export * from './rules/evaluate.js';
 export * from './patch.js';
 export * from './compliance.js';
 export * from './deb822.js';
+export * from './signing.js';
+export * from './bundle.js';
+export * from './actions.js';
+export * from './graph.js';

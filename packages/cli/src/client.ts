@@ -36,8 +36,12 @@ export class ApiClient {
     try {
       res = await fetch(this.server + path, {
         method,
-        headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          // bytes (a bundle) go as they are; everything else as JSON
+          ...(body === undefined ? {} : { 'content-type': body instanceof Uint8Array ? 'application/octet-stream' : 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: body instanceof Uint8Array ? body : JSON.stringify(body) }),
       });
     } catch (err) {
       throw new PatchwardenError('E_SERVER_UNREACHABLE', `cannot reach ${this.server}: ${(err as Error).cause ?? (err as Error).message}`, {

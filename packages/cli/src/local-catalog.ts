@@ -11,18 +11,16 @@ export const LOCAL_APT_LISTS = '/var/lib/apt/lists';
 
 export async function importLocalCatalog(server: RunningServer, dir = LOCAL_APT_LISTS): Promise<string | null> {
   if (!existsSync(dir) || !readdirSync(dir).some((n) => /_(In)?Release$/.test(n))) return null;
-  const { importAptLists, upsertPatches } = await import('@patchwarden/server');
+  const { importAptLists, publishVendorPatches } = await import('@patchwarden/server');
   const r = await importAptLists(dir);
   if (r.patches.length === 0) return null;
   const verified = r.releases.every((x) => x.verified);
-  const up = await upsertPatches(
-    server.database.db,
+  await publishVendorPatches(
+    server.app.catalogContext,
     r.patches,
     r.coverage,
     { kind: 'apt', origin: 'local apt lists', suites: r.releases.map((x) => x.suite ?? x.codename ?? '?'), verified },
-    Date.now(),
   );
-  await server.app.compliance.catalogChanged(up.changed);
   const releases = [...new Set(r.releases.map((x) => x.codename ?? x.suite))].join(', ');
   return `${r.patches.length} patches from this machine's apt lists (${releases}${verified ? ', signatures verified' : ', NOT verified'})`;
 }

@@ -9,6 +9,8 @@ import { vercmpCommand } from './commands/vercmp.js';
 import { complianceCommands } from './commands/compliance.js';
 import { catalogCommand } from './commands/catalog.js';
 import { scanCommand } from './commands/scan.js';
+import { keysCommands } from './commands/keys.js';
+import { patchCommands } from './commands/patch.js';
 
 export const CLI_VERSION = '0.1.0';
 
@@ -35,6 +37,8 @@ Getting started:
   complianceCommands(program);
   catalogCommand(program);
   scanCommand(program);
+  patchCommands(program);
+  keysCommands(program);
   vercmpCommand(program);
   return program;
 }

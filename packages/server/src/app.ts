@@ -21,6 +21,10 @@ import { enrollmentSecretRoutes } from './enrollment/routes.js';
 import { ComplianceEngine } from './compliance/engine.js';
 import { complianceRoutes } from './compliance/routes.js';
 import { catalogRoutes } from './catalog/routes.js';
+import { TufRepository } from './catalog/tuf/repo.js';
+import { ephemeralRepoKeys, type LoadedKeys } from './catalog/tuf/keystore.js';
+import { tufRoutes } from './catalog/tuf/routes.js';
+import { bundleRoutes } from './catalog/bundle-routes.js';
 
 export const SERVER_VERSION = '0.1.0';
 
@@ -32,11 +36,16 @@ export interface AppOptions {
   /** pino options, or false for no request log (tests, benchmarks). */
   logger?: boolean | { level: string };
   consoleDir?: string;
+  /** the catalog's signing keys (from the data directory); tests get keys of their own */
+  catalogKeys?: LoadedKeys;
 }
 
 export const DEFAULT_CONSOLE_DIR = fileURLToPath(new URL('../../console/dist', import.meta.url));
 
-export async function buildApp(opts: AppOptions): Promise<FastifyInstance & { compliance: ComplianceEngine }> {
+/** The assembled server, with the services that CLI commands on the same machine use directly. */
+export type PatchwardenApp = FastifyInstance & { compliance: ComplianceEngine; catalogContext: AppContext };
+
+export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
   const app = Fastify({
     logger:
       opts.logger === false
@@ -63,10 +72,14 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance & { co
     dialect: opts.dialect,
     sets: new SetCache(),
     compliance: new ComplianceEngine(opts.db, opts.dialect, now),
+    tuf: new TufRepository(opts.db, opts.catalogKeys ?? ephemeralRepoKeys(), now),
     now,
     checkinIntervalSeconds: opts.checkinIntervalSeconds ?? 300,
     version: SERVER_VERSION,
   };
+
+  // the signed catalog exists from the first start (local mode signs its own root)
+  if (!(await ctx.tuf.initialized()) && (opts.catalogKeys ?? { local: true }).local !== false) await ctx.tuf.initialize();
 
   registerErrorHandling(app);
   registerGzipBodies(app);
@@ -97,9 +110,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance & { co
   await app.register(groupRoutes(ctx));
   await app.register(enrollmentSecretRoutes(ctx));
   await app.register(catalogRoutes(ctx));
+  await app.register(tufRoutes(ctx));
+  await app.register(bundleRoutes(ctx));
   await app.register(complianceRoutes(ctx));
 
   app.decorate('compliance', ctx.compliance);
+  app.decorate('catalogContext', ctx);
   const consoleDir = opts.consoleDir ?? DEFAULT_CONSOLE_DIR;
   if (existsSync(consoleDir)) {
     await app.register(fastifyStatic, { root: consoleDir, wildcard: true, index: ['index.html'] });
@@ -108,5 +124,5 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance & { co
       reply.type('text/plain').send('The console is not built. Run `npm run build`, then reload.\n'),
     );
   }
-  return app as unknown as FastifyInstance & { compliance: ComplianceEngine };
+  return app as unknown as PatchwardenApp;
 }

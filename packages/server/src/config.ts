@@ -15,6 +15,11 @@ export const ServerConfig = z.strictObject({
   port: z.coerce.number().int().min(0).max(65535),
   checkinIntervalSeconds: z.coerce.number().int().min(5).max(86_400),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  /**
+   * Local mode: the server makes and keeps the catalog's root key itself (fine for trying
+   * Patchwarden; a production catalog keeps root offline and sets this to false).
+   */
+  localRoot: z.boolean().optional(),
 });
 export type ServerConfig = z.infer<typeof ServerConfig>;
 

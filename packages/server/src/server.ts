@@ -1,9 +1,8 @@
 /** Starts a server: opens (and migrates) the database, makes the first admin token, listens. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
-import { buildApp } from './app.js';
-import type { ComplianceEngine } from './compliance/engine.js';
+import { buildApp, type PatchwardenApp } from './app.js';
+import { loadOrCreateRepoKeys } from './catalog/tuf/keystore.js';
 import { databaseUrl, type ServerConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { countAdminTokens, createAdminToken } from './auth/store.js';
@@ -12,7 +11,7 @@ import { Cron } from 'croner';
 import { dayOf, recordHistory } from './compliance/history.js';
 
 export interface RunningServer {
-  app: FastifyInstance & { compliance: ComplianceEngine };
+  app: PatchwardenApp;
   database: Database;
   url: string;
   /** Set when this start created the first admin token: shown once, never logged. */
@@ -33,7 +32,10 @@ export async function startServer(config: ServerConfig, opts: { now?: () => numb
     adminTokenFile = join(config.dataDir, ADMIN_TOKEN_FILE);
     writeFileSync(adminTokenFile, `${firstAdminToken}\n`, { mode: 0o600 });
   }
+  // the catalog's keys live in the data directory, never in the database
+  const catalogKeys = await loadOrCreateRepoKeys(config.dataDir, { allowLocalRoot: config.localRoot ?? true });
   const app = await buildApp({
+    catalogKeys,
     db: database.db,
     dialect: database.dialect,
     checkinIntervalSeconds: config.checkinIntervalSeconds,
@@ -56,6 +58,16 @@ export async function startServer(config: ServerConfig, opts: { now?: () => numb
       app.log.error({ err }, 'compliance history snapshot failed');
     }
   });
+  // online catalog roles are re-signed well before they expire
+  const resignJob = new Cron('*/10 * * * *', { protect: true }, async () => {
+    try {
+      const r = await app.catalogContext.tuf.refreshExpiring();
+      if (r.resigned.length) app.log.info({ roles: r.resigned.length }, 'catalog metadata re-signed');
+      for (const o of r.offlineExpiring) app.log.warn({ role: o.role, expires: new Date(o.expiresAt).toISOString() }, 'an offline catalog role expires soon: sign a new version');
+    } catch (err) {
+      app.log.error({ err }, 'catalog re-signing failed');
+    }
+  });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -67,6 +79,7 @@ export async function startServer(config: ServerConfig, opts: { now?: () => numb
     adminTokenFile,
     async close() {
       historyJob.stop();
+      resignJob.stop();
       await app.close();
       await database.close();
     },

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { PatchManifest, PatchwardenError, Platform, SEVERITIES } from '@patchwarden/core';
 import type { AppContext } from '../http/context.js';
-import { upsertPatches } from './store.js';
+import { publishVendorPatches } from './service.js';
 import { containsPattern } from '../http/like.js';
 
 export function catalogRoutes(ctx: AppContext): FastifyPluginAsyncZod {
@@ -26,9 +26,8 @@ export function catalogRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         },
       },
       async (req) => {
-        const r = await upsertPatches(db, req.body.patches, req.body.coverage, req.body.source, ctx.now());
-        const evaluated = await ctx.compliance.catalogChanged(r.changed);
-        return { created: r.created, updated: r.updated, unchanged: r.unchanged, contextsEvaluated: evaluated.contexts };
+        const r = await publishVendorPatches(ctx, req.body.patches, req.body.coverage, req.body.source);
+        return { created: r.created, updated: r.updated, unchanged: r.unchanged, contextsEvaluated: r.contextsEvaluated, signedBins: r.signed.bins };
       },
     );
 

@@ -3,7 +3,7 @@
  * immutable: the same pair with other content is refused, a lower revision too; a higher one
  * replaces. A generation counter moves on every change, so evaluations know they are stale.
  */
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { canonicalDigest, CatalogIndex, PatchwardenError, type PatchManifest, type Platform } from '@patchwarden/core';
 import type { DB } from '../db/schema.js';
 
@@ -51,12 +51,35 @@ export async function upsertPatches(
   now: number,
 ): Promise<UpsertResult> {
   const result: UpsertResult = { created: 0, updated: 0, unchanged: 0, changed: [] };
+  checkUnique(patches);
+  await db.transaction().execute((tx) => upsertIn(tx, patches, coverage, source, now, result));
+  return result;
+}
+
+/** The same, inside a transaction the caller holds (so the signed catalog moves with it). */
+export async function upsertPatchesIn(
+  tx: Transaction<DB>,
+  patches: PatchManifest[],
+  coverage: Platform[],
+  source: CatalogSource,
+  now: number,
+): Promise<UpsertResult> {
+  const result: UpsertResult = { created: 0, updated: 0, unchanged: 0, changed: [] };
+  checkUnique(patches);
+  await upsertIn(tx, patches, coverage, source, now, result);
+  return result;
+}
+
+function checkUnique(patches: PatchManifest[]) {
   const seen = new Set<string>();
   for (const p of patches) {
     if (seen.has(p.id)) throw new PatchwardenError('E_VALIDATION', `patch ${p.id} appears twice in one upload`);
     seen.add(p.id);
   }
-  await db.transaction().execute(async (tx) => {
+}
+
+async function upsertIn(tx: Transaction<DB>, patches: PatchManifest[], coverage: Platform[], source: CatalogSource, now: number, result: UpsertResult) {
+  {
     for (let i = 0; i < patches.length; i += CHUNK) {
       const part = patches.slice(i, i + CHUNK);
       const existing = new Map(
@@ -122,8 +145,7 @@ export async function upsertPatches(
         .execute();
     }
     if (result.changed.length || coverage.length) await bumpGeneration(tx as unknown as Kysely<DB>);
-  });
-  return result;
+  }
 }
 
 export interface LoadedCatalog {
@@ -143,7 +165,8 @@ export async function loadCatalog(db: Kysely<DB>): Promise<LoadedCatalog> {
   const manifests = new Map<string, PatchManifest>();
   const pkOf = new Map<string, number>();
   for (const r of rows) {
-    manifests.set(r.id, JSON.parse(r.manifest_json) as PatchManifest);
+    // rows stored before actions and payloads existed lack those fields: same defaults as the schema
+    manifests.set(r.id, { payload: [], install: [], undo: [], ...(JSON.parse(r.manifest_json) as Partial<PatchManifest>) } as PatchManifest);
     pkOf.set(r.id, r.pk);
   }
   const coverage = (await db.selectFrom('coverage').select('platform_json').execute()).map((r) => JSON.parse(r.platform_json) as Platform);

@@ -210,10 +210,68 @@ const overlays = (): Migration => ({
   },
 });
 
+/**
+ * The signed catalog: the content store (patch objects, bundles and cached vendor payloads by
+ * sha256), every metadata file the TUF repository serves (by its path, kept byte for byte,
+ * old consistent-snapshot versions too), the current version of each role, and each target's
+ * entry. Bundles published by authors are also listed apart, for `patch list`.
+ */
+const signedCatalog = (dialect: Dialect): Migration => ({
+  async up(db: Db) {
+    const bytes = dialect === 'postgres' ? 'bytea' : 'blob';
+    await db.schema
+      .createTable('content')
+      .addColumn('sha256', 'text', (c) => c.primaryKey())
+      .addColumn('length', 'bigint', (c) => c.notNull())
+      .addColumn('bytes', sql.raw(bytes), (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('tuf_files')
+      .addColumn('path', 'text', (c) => c.primaryKey())
+      .addColumn('role', 'text', (c) => c.notNull())
+      .addColumn('version', 'integer', (c) => c.notNull())
+      .addColumn('bytes', sql.raw(bytes), (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('tuf_roles')
+      .addColumn('name', 'text', (c) => c.primaryKey())
+      .addColumn('version', 'integer', (c) => c.notNull())
+      .addColumn('expires_at', 'bigint', (c) => c.notNull())
+      .addColumn('length', 'bigint', (c) => c.notNull())
+      .addColumn('sha256', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('tuf_targets')
+      .addColumn('path', 'text', (c) => c.primaryKey())
+      .addColumn('role', 'text', (c) => c.notNull())
+      .addColumn('length', 'bigint', (c) => c.notNull())
+      .addColumn('sha256', 'text', (c) => c.notNull())
+      .addColumn('patch_id', 'text')
+      .addColumn('revision', 'integer')
+      .execute();
+    await db.schema.createIndex('tuf_targets_role').on('tuf_targets').column('role').execute();
+    await db.schema.createIndex('tuf_targets_patch').on('tuf_targets').column('patch_id').execute();
+    await db.schema
+      .createTable('bundles')
+      .addColumn('patch_id', 'text', (c) => c.notNull())
+      .addColumn('revision', 'integer', (c) => c.notNull())
+      .addColumn('sha256', 'text', (c) => c.notNull())
+      .addColumn('length', 'bigint', (c) => c.notNull())
+      .addColumn('signers', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('published_at', 'bigint', (c) => c.notNull())
+      .addColumn('retracted_at', 'bigint')
+      .addPrimaryKeyConstraint('bundles_pk', ['patch_id', 'revision'])
+      .execute();
+  },
+});
+
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations() {
-      return { '0001_initial': initial(dialect), '0002_compliance': compliance(dialect), '0003_overlays': overlays() };
+      return { '0001_initial': initial(dialect), '0002_compliance': compliance(dialect), '0003_overlays': overlays(), '0004_signed_catalog': signedCatalog(dialect) };
     },
   };
 }

@@ -130,6 +130,49 @@ export interface ComplianceHistoryTable {
   count: number;
 }
 
+export interface ContentTable {
+  sha256: string;
+  length: number;
+  bytes: Buffer;
+  created_at: number;
+}
+
+export interface TufFilesTable {
+  path: string;
+  role: string;
+  version: number;
+  bytes: Buffer;
+  created_at: number;
+}
+
+export interface TufRolesTable {
+  name: string;
+  version: number;
+  expires_at: number;
+  length: number;
+  sha256: string;
+}
+
+export interface TufTargetsTable {
+  path: string;
+  role: string;
+  length: number;
+  sha256: string;
+  patch_id: string | null;
+  revision: number | null;
+}
+
+export interface BundlesTable {
+  patch_id: string;
+  revision: number;
+  sha256: string;
+  length: number;
+  signers: string;
+  status: string;
+  published_at: number;
+  retracted_at: number | null;
+}
+
 export interface DB {
   patches: PatchesTable;
   coverage: CoverageTable;
@@ -147,4 +190,9 @@ export interface DB {
   packages: PackagesTable;
   package_sets: PackageSetsTable;
   package_set_members: PackageSetMembersTable;
+  content: ContentTable;
+  tuf_files: TufFilesTable;
+  tuf_roles: TufRolesTable;
+  tuf_targets: TufTargetsTable;
+  bundles: BundlesTable;
 }

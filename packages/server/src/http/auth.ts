@@ -10,7 +10,8 @@ import { findAdminByToken, type AdminIdentity } from '../auth/store.js';
 import { bearerToken } from '../auth/tokens.js';
 import { findDeviceByToken, type DeviceIdentity } from '../checkin/service.js';
 
-export type AuthRequirement = 'public' | 'admin' | 'device';
+/** `reader`: an administrator or an enrolled device (signed catalog files, which both fetch). */
+export type AuthRequirement = 'public' | 'admin' | 'device' | 'reader';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -45,7 +46,7 @@ export function registerAuth(app: FastifyInstance, db: Kysely<DB>): void {
       route.config = { ...route.config, auth: route.config?.auth ?? 'public' };
     }
     const auth = route.config?.auth;
-    if (auth !== 'public' && auth !== 'admin' && auth !== 'device') {
+    if (auth !== 'public' && auth !== 'admin' && auth !== 'device' && auth !== 'reader') {
       throw new Error(`route ${String(route.method)} ${route.url} declares no auth requirement`);
     }
     for (const method of [route.method].flat()) declared.push({ method, url: route.url, auth });
@@ -60,7 +61,16 @@ export function registerAuth(app: FastifyInstance, db: Kysely<DB>): void {
         hint: auth === 'admin' ? 'pass an admin token (--token, PATCHWARDEN_TOKEN or the data directory\'s admin-token file)' : 'enroll the agent first',
       });
     }
-    if (auth === 'admin') {
+    if (auth === 'reader') {
+      const admin = await findAdminByToken(db, token);
+      if (admin) {
+        req.admin = admin;
+        return;
+      }
+      const device = await findDeviceByToken(db, token);
+      if (!device || device.status !== 'active') throw new PatchwardenError('E_UNAUTHENTICATED', 'the token is not valid for the catalog', { hint: 'use an admin token or an enrolled device token' });
+      req.device = device;
+    } else if (auth === 'admin') {
       const admin = await findAdminByToken(db, token);
       if (!admin) throw new PatchwardenError('E_UNAUTHENTICATED', 'the admin token is not valid', { hint: 'create a new one with `patchwarden token create`' });
       req.admin = admin;

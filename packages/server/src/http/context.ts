@@ -3,6 +3,7 @@ import type { DB } from '../db/schema.js';
 import type { Dialect } from '../db/database.js';
 import type { SetCache } from '../inventory/store.js';
 import type { ComplianceEngine } from '../compliance/engine.js';
+import type { TufRepository } from '../catalog/tuf/repo.js';
 
 /** What every feature's routes get: the database, the clock (injected, for tests) and settings. */
 export interface AppContext {
@@ -10,6 +11,8 @@ export interface AppContext {
   dialect: Dialect;
   sets: SetCache;
   compliance: ComplianceEngine;
+  /** the signed catalog */
+  tuf: TufRepository;
   now: () => number;
   checkinIntervalSeconds: number;
   version: string;

@@ -1,14 +1,13 @@
 /** An app on a test database with an admin token and helpers to enroll and check in. */
 import { gzipSync } from 'node:zlib';
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
-import type { ComplianceEngine } from '../compliance/engine.js';
+import type { LightMyRequestResponse } from 'fastify';
 import { canonicalDigest, PROTOCOL_VERSION, type SystemFacts } from '@patchwarden/core';
-import { buildApp } from '../app.js';
+import { buildApp, type PatchwardenApp } from '../app.js';
 import { createAdminToken } from '../auth/store.js';
 import type { Database } from '../db/database.js';
 
 export interface Harness {
-  app: FastifyInstance & { compliance: ComplianceEngine };
+  app: PatchwardenApp;
   database: Database;
   adminToken: string;
   clock: { now: number };

@@ -1,12 +1,14 @@
 /**
  * `patchwarden catalog import-apt`: builds patch objects from Debian/Ubuntu repository indexes
  * (a machine's apt lists, or a mirror) and uploads them to the server, or writes them to a
- * catalog file that `patchwarden scan --catalog` reads.
+ * catalog file that `patchwarden scan --catalog` reads. `import-osv` and
+ * `import-debian-tracker` do the same from advisory feeds (OSV records, the Debian security
+ * tracker's JSON), whose patches carry the CVEs and advisory ids they close.
  */
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { PatchManifest, PatchwardenError, Platform, type PatchManifest as Manifest } from '@patchwarden/core';
-import type { AptImport, AptRelease } from '@patchwarden/server';
+import type { AptImport, AptRelease, FeedImport, FeedProblem } from '@patchwarden/server';
 import { ApiClient, type ClientOptions } from '../client.js';
 import { printJson, table } from '../output.js';
 
@@ -183,6 +185,134 @@ export async function loadApt(source: { lists?: string; mirror?: string; suite?:
   return importAptLists(source.lists!, importOptions(f, onFile));
 }
 
+/** Problems of a feed import on stderr, so that --json output stays clean. */
+export function reportFeedProblems(r: FeedImport, formatFeedProblem: (p: FeedProblem) => string, max = 20): void {
+  for (const p of r.problems.slice(0, max)) console.error(formatFeedProblem(p));
+  if (r.problemCount > max) console.error(`… and ${r.problemCount - max} more problems (--json lists up to ${r.problems.length})`);
+}
+
+/** Only the patches, open vulnerabilities and coverage of these releases (codenames). */
+export function onlyReleases(r: FeedImport, releases: string[] | undefined): FeedImport {
+  if (!releases) return r;
+  const keep = (release: string | undefined) => release !== undefined && releases.includes(release);
+  return {
+    ...r,
+    releases: r.releases.filter((x) => keep(x.release)),
+    coverage: r.coverage.filter((c) => keep(c.release)),
+    patches: r.patches.filter((p) => p.platforms.some((pl) => keep(pl.release))),
+    open: r.open.filter((o) => keep(o.release)),
+  };
+}
+
+/** Loads OSV folders/files or the tracker's JSON, for `catalog import-*` and `scan`. */
+export async function loadFeed(kind: 'osv' | 'debian-tracker', paths: string[], releases?: string[], onFile?: (what: string) => void): Promise<FeedImport> {
+  const server = await import('@patchwarden/server');
+  if (kind === 'osv') return onlyReleases(await server.importOsv(paths, onFile ? { onFile } : {}), releases);
+  if (paths.length !== 1) throw new PatchwardenError('E_VALIDATION', 'give one tracker file or URL', { hint: server.TRACKER_URL });
+  return server.importDebianTracker(paths[0]!, { ...(releases ? { releases } : {}), ...(onFile ? { onFile } : {}) });
+}
+
+type FeedFlags = ClientOptions & { out?: string; json?: boolean; batchSize: string; release?: string[] };
+
+/** One upload per release: the server records which feed and release the patches came from. */
+async function uploadFeed(r: FeedImport, f: FeedFlags, batchSize: number): Promise<UploadResult> {
+  const client = ApiClient.from(f);
+  const total: UploadResult = { created: 0, updated: 0, unchanged: 0 };
+  const { SingleBar, Presets } = await import('cli-progress');
+  const bar = !f.json && process.stderr.isTTY ? new SingleBar({ format: 'uploading {bar} {value}/{total} patches', stream: process.stderr }, Presets.shades_classic) : null;
+  bar?.start(r.patches.length, 0);
+  try {
+    for (const rel of r.releases) {
+      const ofRelease = (pl: Platform) => pl.distribution === rel.distribution && pl.release === rel.release;
+      const patches = r.patches.filter((p) => p.platforms.some(ofRelease));
+      if (patches.length === 0) continue;
+      const source = { kind: r.kind, release: `${rel.distribution}/${rel.release}`, inputs: r.inputs.map((i) => i.location) };
+      const coverage = r.coverage.filter(ofRelease);
+      for (let i = 0; i < patches.length; i += batchSize) {
+        const batch = patches.slice(i, i + batchSize);
+        const res = await client.call<UploadResult>('POST', '/api/v1/catalog/patches', { patches: batch, coverage, source });
+        total.created += res.created;
+        total.updated += res.updated;
+        total.unchanged += res.unchanged;
+        bar?.increment(batch.length);
+      }
+    }
+  } finally {
+    bar?.stop();
+  }
+  return total;
+}
+
+function printFeedSummary(r: FeedImport, result: { upload?: UploadResult; out?: string }, formatFeedProblem: (p: FeedProblem) => string): void {
+  if (r.releases.length) {
+    console.log(
+      table(r.releases, [
+        { header: 'release', get: (x) => `${x.distribution}/${x.release}` },
+        { header: 'patches', get: (x) => x.patches, align: 'right' },
+        { header: 'CVEs fixed', get: (x) => x.cves, align: 'right' },
+        { header: 'open (no fix)', get: (x) => x.open, align: 'right' },
+        { header: 'not affected', get: (x) => x.notAffected, align: 'right' },
+      ]),
+    );
+    console.log('');
+  }
+  const files = r.inputs.reduce((n, i) => n + i.files, 0);
+  console.log(`${r.patches.length} patches from ${r.records} ${r.kind === 'osv' ? `records in ${files} files` : 'entries'}; covers ${r.coverage.map((c) => `${c.distribution}/${c.release}`).join(', ') || 'nothing'}`);
+  const skipped = Object.entries(r.unhandled);
+  if (skipped.length) console.log(`not handled, counted and skipped: ${skipped.map(([e, n]) => `${n} ${e}`).join(', ')}`);
+  if (r.withdrawn) console.log(`${r.withdrawn} withdrawn records not imported`);
+  if (r.open.length) console.log(`${r.open.length} vulnerabilities without a fix are no patches: \`patchwarden scan --${r.kind} …\` lists those of a machine`);
+  if (result.upload) console.log(`uploaded: ${result.upload.created} created, ${result.upload.updated} updated, ${result.upload.unchanged} unchanged`);
+  if (result.out) console.log(`wrote ${result.out}`);
+  if (r.problemCount > 0) {
+    console.log(`${r.problemCount} problems (${r.errorCount} skipped something):`);
+    for (const p of r.problems.slice(0, 20)) console.log(`  ${formatFeedProblem(p)}`);
+    if (r.problemCount > 20) console.log(`  … and ${r.problemCount - 20} more (--json lists up to ${r.problems.length})`);
+  }
+}
+
+/** The shared body of `import-osv` and `import-debian-tracker`. */
+async function importFeed(kind: 'osv' | 'debian-tracker', paths: string[], f: FeedFlags): Promise<void> {
+  const batchSize = Number(f.batchSize);
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH) throw new PatchwardenError('E_VALIDATION', `--batch-size must be 1 to ${MAX_BATCH}`);
+  const { formatFeedProblem } = await import('@patchwarden/server');
+  const quiet = f.json || !process.stderr.isTTY;
+  let n = 0;
+  // a folder holds tens of thousands of records: say how far it got, not every file
+  const r = await loadFeed(kind, paths, f.release, quiet ? undefined : (what) => ++n % 1000 === 1 && process.stderr.write(`reading ${what}\n`));
+  if (r.patches.length === 0) {
+    reportFeedProblems(r, formatFeedProblem);
+    const skipped = Object.entries(r.unhandled).map(([e, c]) => `${c} ${e}`).join(', ');
+    throw new PatchwardenError('E_VALIDATION', `no patches: ${r.records} records read, none with a fixed Debian version${skipped ? ` (not handled: ${skipped})` : ''}${r.open.length ? `; ${r.open.length} without a fix` : ''}`, {
+      hint: kind === 'osv' ? 'give records of Debian ecosystems (Debian:12 …), e.g. osv.dev\'s Debian export unpacked' : 'check the file and --release',
+    });
+  }
+  const result: { upload?: UploadResult; out?: string } = {};
+  if (f.out) {
+    const body: CatalogFile = { coverage: r.coverage, patches: r.patches };
+    await writeFile(`${f.out}.tmp`, JSON.stringify(body));
+    await rename(`${f.out}.tmp`, f.out);
+    result.out = f.out;
+  } else {
+    result.upload = await uploadFeed(r, f, batchSize);
+  }
+  if (f.json) {
+    const { patches, open, ...rest } = r;
+    printJson({ ...rest, patches: patches.length, open: open.length, ...result });
+  } else printFeedSummary(r, result, formatFeedProblem);
+}
+
+function feedOptions(cmd: Command): Command {
+  return cmd
+    .option('--release <codename>', 'only this release, e.g. bookworm (repeatable)', collect)
+    .option('--out <file>', 'write the catalog to this JSON file instead of uploading')
+    .option('--batch-size <n>', `patches per upload request (max ${MAX_BATCH})`, String(MAX_BATCH))
+    .option('--server <url>', 'server URL (default $PATCHWARDEN_SERVER or http://127.0.0.1:8060)')
+    .option('--token <token>', 'admin token (default $PATCHWARDEN_TOKEN or <data-dir>/admin-token)')
+    .option('--data-dir <dir>', "the server's data directory, to find its admin-token file")
+    .option('--json', 'print JSON instead of a summary');
+}
+
 export function catalogCommand(program: Command): void {
   const catalog = program.command('catalog').description('the patch catalog: import vendor feeds');
 
@@ -238,4 +368,43 @@ Release file stops the import. Records that break the package grammar are skippe
         printJson({ releases: r.releases, coverage: r.coverage, patches: r.patches.length, records: r.records, problemCount: r.problemCount, problems: r.problems, ...result });
       } else printSummary(r, result, formatProblem);
     });
+
+  feedOptions(
+    catalog
+      .command('import-osv')
+      .description('build patches from OSV records of Debian releases (a folder, searched recursively, or files) and upload them (or write a catalog file)')
+      .argument('<path...>', 'folders of OSV records (*.json) or record files'),
+  )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  patchwarden catalog import-osv ./osv/Debian
+  patchwarden catalog import-osv ./osv/Debian --release bookworm --out osv-catalog.json
+
+One patch per release, source package and fixed version, with every CVE and advisory id it
+closes; it applies where a binary built from that source is installed, and is installed when
+every such binary has the fixed source version. Records of other ecosystems are counted and
+skipped; records that cannot be read are listed with their file and position and skipped.`,
+    )
+    .action(async (paths: string[], f: FeedFlags) => importFeed('osv', paths, f));
+
+  feedOptions(
+    catalog
+      .command('import-debian-tracker')
+      .description("build patches from the Debian security tracker's JSON (a file or URL) and upload them (or write a catalog file)")
+      .argument('<file-or-url>', 'e.g. https://security-tracker.debian.org/tracker/data/json'),
+  )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  patchwarden catalog import-debian-tracker https://security-tracker.debian.org/tracker/data/json --release bookworm
+  patchwarden catalog import-debian-tracker tracker.json --out tracker-catalog.json
+
+Resolved issues become patches (fixed_version "0": the release was never affected); open and
+undetermined ones have no fix and are listed by \`patchwarden scan --debian-tracker FILE\`. Urgencies
+map to severities (high, medium, low; unimportant: none; not yet assigned: medium).`,
+    )
+    .action(async (location: string, f: FeedFlags) => importFeed('debian-tracker', [location], f));
 }

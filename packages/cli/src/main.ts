@@ -11,6 +11,7 @@ import { catalogCommand } from './commands/catalog.js';
 import { scanCommand } from './commands/scan.js';
 import { keysCommands } from './commands/keys.js';
 import { patchCommands } from './commands/patch.js';
+import { payloadCommands } from './commands/payloads.js';
 
 export const CLI_VERSION = '0.1.0';
 
@@ -38,6 +39,7 @@ Getting started:
   catalogCommand(program);
   scanCommand(program);
   patchCommands(program);
+  payloadCommands(program);
   keysCommands(program);
   vercmpCommand(program);
   return program;

@@ -163,18 +163,47 @@ function packageProblems(a: { manager: PackageActionManager; op: string; name: s
   return out;
 }
 
+/**
+ * Where a vendor's package file lives in the repository that published the patch, with the
+ * size and sha256 its signed index states: a server fetches it once into its content store
+ * (undo and air-gapped sites then work after the mirror drops that version), and the device
+ * checks the file it is given against these before handing it to its package manager.
+ */
+export const RepositoryFile = z.strictObject({
+  /** the repository's base URL, as the feed named it (http or https) */
+  repository: z
+    .string()
+    .max(512)
+    .regex(/^https?:\/\/[A-Za-z0-9.-]+(?::\d{1,5})?(?:\/[A-Za-z0-9._~%+-]+)*\/?$/, 'a repository is an http(s) URL without query or fragment'),
+  /** the file's path below it (`pool/main/o/openssl/libssl3_3.0.15-1~deb12u1_amd64.deb`) */
+  path: z
+    .string()
+    .max(512)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._~%+-]*(?:\/[A-Za-z0-9][A-Za-z0-9._~%+-]*)*$/, 'a repository path is relative, segments of letters, digits and . _ ~ % + -'),
+  size: z.number().int().min(1).max(4 * 1024 ** 3),
+  sha256: Sha256Hex,
+});
+export type RepositoryFile = z.infer<typeof RepositoryFile>;
+
 export const PackageAction = z
   .strictObject({
     type: z.literal('package'),
     manager: z.enum(PACKAGE_ACTION_MANAGERS),
-    op: z.enum(['install', 'remove']),
+    /** upgrade: only where the package is installed (a security update never adds packages) */
+    op: z.enum(['install', 'upgrade', 'remove']),
     name: z.string().min(1).max(LIMITS.maxNameLength),
     version: z.string().min(1).max(LIMITS.maxVersionLength).optional(),
     arch: z.string().max(32).regex(ARCH_RE, 'invalid architecture').optional(),
     /** a package file in the payload; without it the package comes from repositories the device already trusts */
     file: PayloadPath.optional(),
+    /** the package file in its vendor's repository (imported patches) */
+    fetch: RepositoryFile.optional(),
   })
-  .superRefine((a, ctx) => addAll(ctx, packageProblems(a)));
+  .superRefine((a, ctx) => {
+    addAll(ctx, packageProblems(a));
+    if (a.fetch && a.file) ctx.addIssue({ code: 'custom', message: 'a package comes from the bundle (file) or from its repository (fetch), not both', path: ['fetch'] });
+    if (a.fetch && a.op === 'remove') ctx.addIssue({ code: 'custom', message: 'a remove action fetches nothing', path: ['fetch'] });
+  });
 export type PackageAction = z.infer<typeof PackageAction>;
 
 // ── file actions ───────────────────────────────────────────────────────────────────────────
@@ -239,7 +268,8 @@ export type ScriptAction = z.infer<typeof ScriptAction>;
 export const ActionSchema = z.discriminatedUnion('type', [PackageAction, FileAction, ScriptAction]);
 export type Action = z.infer<typeof ActionSchema>;
 
-export const MAX_ACTIONS = 64;
+/** as many as a manifest has fixes: a source such as linux builds hundreds of binaries, one upgrade each */
+export const MAX_ACTIONS = 10_000;
 
 type WithActions = { install: readonly Action[]; undo: readonly Action[] };
 

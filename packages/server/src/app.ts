@@ -25,6 +25,7 @@ import { TufRepository } from './catalog/tuf/repo.js';
 import { ephemeralRepoKeys, type LoadedKeys } from './catalog/tuf/keystore.js';
 import { tufRoutes } from './catalog/tuf/routes.js';
 import { bundleRoutes } from './catalog/bundle-routes.js';
+import { payloadRoutes } from './catalog/payload-routes.js';
 
 export const SERVER_VERSION = '0.1.0';
 
@@ -112,6 +113,7 @@ export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
   await app.register(catalogRoutes(ctx));
   await app.register(tufRoutes(ctx));
   await app.register(bundleRoutes(ctx));
+  await app.register(payloadRoutes(ctx));
   await app.register(complianceRoutes(ctx));
 
   app.decorate('compliance', ctx.compliance);

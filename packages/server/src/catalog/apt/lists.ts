@@ -77,7 +77,10 @@ export async function importAptLists(dir: string, opts: AptImportOptions = {}): 
     const f = loaded.file;
     if (opts.suites && !opts.suites.some((s) => s === f.suite || s === f.codename)) continue;
     const rel = describeRelease(loaded, where, problems, now);
-    const origin = indexOrigin(rel);
+    // apt's lists lose the scheme; http is what Debian's sources use, and every file fetched
+    // from it is checked against the sha256 of the signed index anyway
+    const repoPart = prefix.includes('_dists_') ? unescape(prefix.slice(0, prefix.indexOf('_dists_')).replace(/_/g, '/')) : null;
+    const origin = indexOrigin(rel, repoPart ? `http://${repoPart}` : undefined);
     for (const i of indexes) {
       if (opts.architectures && !opts.architectures.includes(i.arch)) continue;
       if (opts.components && !opts.components.includes(i.component)) continue;

@@ -105,7 +105,7 @@ export async function importAptMirror(url: string, suites: string[], opts: Mirro
     // the user named these suites: one that cannot be verified is an error, not a skip
     const loaded = (await loadRelease(got.signed, got.where, keyrings, problems, true))!;
     const rel = describeRelease(loaded, got.where, problems, opts.now ?? new Date());
-    const origin = indexOrigin(rel);
+    const origin = indexOrigin(rel, root.href.replace(/\/+$/, ''));
     // Components may say updates/main while the indexes are under main/ (Debian security)
     const components = opts.components ?? [...new Set(rel.components.map((c) => c.split('/').pop()!))];
     for (const component of components) {

@@ -21,7 +21,16 @@ describe('Packages records', () => {
     const { records, problems } = parse(readFileSync(`${TESTDATA}Packages.sample`, 'latin1'), 'amd64');
     expect(problems).toEqual([]);
     expect(records).toHaveLength(11);
-    expect(records[0]).toEqual({ name: 'libssl3', version: '3.0.11-1~deb12u2', arch: 'amd64', source: 'openssl', sourceVersion: '3.0.11-1~deb12u2', line: 1 });
+    expect(records[0]).toEqual({
+      name: 'libssl3',
+      version: '3.0.11-1~deb12u2',
+      arch: 'amd64',
+      source: 'openssl',
+      sourceVersion: '3.0.11-1~deb12u2',
+      line: 1,
+      // the package file as the index states it: what a server fetches and caches
+      file: { path: 'pool/main/o/openssl/libssl3_3.0.11-1~deb12u2_amd64.deb', size: 2019496, sha256: '7a3e8a4bd3d1ce4cf1f8d1d9de7cd1b3e1bd7f7b2c1b1a77e1c2d8b7e3a2f1c0' },
+    });
     expect(records[1]).toMatchObject({ name: 'openssl', source: 'openssl', sourceVersion: '3.0.11-1~deb12u2', line: 20 });
     expect(records.find((r) => r.name === 'libfoo1')).toMatchObject({ version: '1.2-3+b1', source: 'foo', sourceVersion: '1.2-3' });
     expect(records.find((r) => r.name === 'passwd')).toMatchObject({ version: '1:4.13+dfsg1-1', source: 'shadow' });

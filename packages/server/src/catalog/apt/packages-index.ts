@@ -14,17 +14,23 @@ export interface BinaryRecord {
   arch: string;
   source: string;
   sourceVersion: string;
+  /** where the .deb lies below the repository, with its size and sha256 (absent in a status file) */
+  file?: { path: string; size: number; sha256: string };
   /** 1-based line of the record's first field */
   line: number;
 }
 
 // Indexes into FIELDS: the fields this parser reads.
-const FIELDS = ['Package', 'Version', 'Architecture', 'Source', 'Status'] as const;
+const FIELDS = ['Package', 'Version', 'Architecture', 'Source', 'Status', 'Filename', 'Size', 'SHA256'] as const;
 const PACKAGE = 0;
 const VERSION = 1;
 const ARCH = 2;
 const SOURCE = 3;
 const STATUS = 4;
+const FILENAME = 5;
+const SIZE = 6;
+const SHA256 = 7;
+const FILENAME_RE = /^[A-Za-z0-9][A-Za-z0-9._~%+-]*(?:\/[A-Za-z0-9][A-Za-z0-9._~%+-]*)*$/;
 /** longer values of the fields we read are refused unread */
 const MAX_VALUE = 600;
 
@@ -101,7 +107,18 @@ export function parsePackagesIndex(text: string, file: string, problems: Problem
           sourceVersion = m[2];
         }
       }
-      out.push({ name, version, arch, source, sourceVersion, line: paraLine });
+      const rec: BinaryRecord = { name, version, arch, source, sourceVersion, line: paraLine };
+      // the package file, as the signed index states it: what a server may fetch and cache; a
+      // record whose file reference is malformed stays usable for detection, without it
+      const filename = values[FILENAME];
+      const size = values[SIZE];
+      const sha = values[SHA256];
+      if (filename !== undefined && size !== undefined && sha !== undefined) {
+        if (FILENAME_RE.test(filename) && !filename.split('/').includes('..') && /^[1-9]\d{0,11}$/.test(size) && /^[0-9a-f]{64}$/.test(sha)) {
+          rec.file = { path: filename, size: Number(size), sha256: sha };
+        } else problems.warn(`${file}:${lines[FILENAME] ?? paraLine}`, `package ${name}: its Filename, Size or SHA256 is malformed; it can be detected but not cached`);
+      }
+      out.push(rec);
     },
     { maxValue: MAX_VALUE },
   );

@@ -92,6 +92,31 @@ describe('patches from Packages indexes', () => {
     expect(byId.get('debian/bookworm/foo-1.2-3+deb12u1')!.supersedes).toEqual(['debian/bookworm/foo-1.2-3']);
   });
 
+  it('installs by upgrading the binaries a device has, each with its package file from the signed index', () => {
+    const withRepo = { ...security, repository: 'http://deb.debian.org/debian-security' };
+    const { byId } = build([withRepo, records('Packages.sample')]);
+    const o = byId.get('debian/bookworm/openssl-3.0.11-1~deb12u2')!;
+    const libssl = o.install.find((a) => a.type === 'package' && a.name === 'libssl3');
+    expect(libssl).toEqual({
+      type: 'package',
+      manager: 'apt',
+      op: 'upgrade',
+      name: 'libssl3',
+      version: '3.0.11-1~deb12u2',
+      arch: 'amd64',
+      fetch: {
+        repository: 'http://deb.debian.org/debian-security',
+        path: 'pool/main/o/openssl/libssl3_3.0.11-1~deb12u2_amd64.deb',
+        size: 2019496,
+        sha256: '7a3e8a4bd3d1ce4cf1f8d1d9de7cd1b3e1bd7f7b2c1b1a77e1c2d8b7e3a2f1c0',
+      },
+    });
+    expect(o.install.every((a) => a.type === 'package' && a.op === 'upgrade')).toBe(true);
+    expect(o.install).toHaveLength(o.fixes.length);
+    // without a known repository (a lone index file), the action has no file to fetch
+    expect(build([security, records('Packages.sample')]).byId.get(o.id)!.install.every((a) => a.type === 'package' && !a.fetch)).toBe(true);
+  });
+
   it('marks kernel patches as needing a reboot', () => {
     expect(byId.get('debian/bookworm/linux-signed-amd64-6.1.128+1')!.restart).toEqual({ reboot: 'required', kernel: true });
     expect(byId.get('debian/bookworm/linux-6.1.128-1')!.restart).toEqual({ reboot: 'required', kernel: true });

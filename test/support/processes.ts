@@ -83,17 +83,29 @@ export async function startServerProcess(dataDir: string, extra: string[] = []):
   };
 }
 
-/** A TCP proxy that counts the bytes of every connection in both directions. */
+/**
+ * A TCP proxy that counts the bytes of every connection in both directions. A test may also
+ * have it alter what the server sends (`tamper`: a function of each chunk, e.g. flipping a byte
+ * of a known file) or slow it down (`delayMs` per chunk), to play a hostile or slow network.
+ */
 export async function countingProxy(target: string) {
   const t = new URL(target);
   const connections: { up: number; down: number }[] = [];
+  const ctl: { tamper: ((chunk: Buffer) => Buffer) | null; delayMs: number } = { tamper: null, delayMs: 0 };
   const server = net.createServer((client) => {
     const c = { up: 0, down: 0 };
     connections.push(c);
     const upstream = net.connect(Number(t.port), t.hostname);
     client.on('data', (d) => (c.up += d.length));
-    upstream.on('data', (d) => (c.down += d.length));
-    client.pipe(upstream).pipe(client);
+    client.pipe(upstream);
+    upstream.on('data', (d: Buffer) => {
+      c.down += d.length;
+      const out = ctl.tamper ? ctl.tamper(d) : d;
+      // timers of one delay fire in order, so the stream stays in order
+      if (ctl.delayMs > 0) setTimeout(() => client.writable && client.write(out), ctl.delayMs);
+      else client.write(out);
+    });
+    upstream.on('end', () => (ctl.delayMs > 0 ? setTimeout(() => client.end(), ctl.delayMs) : client.end()));
     client.on('error', () => upstream.destroy());
     upstream.on('error', () => client.destroy());
   });
@@ -106,6 +118,14 @@ export async function countingProxy(target: string) {
     since(mark: number) {
       const cs = connections.slice(mark);
       return { connections: cs.length, up: cs.reduce((s, c) => s + c.up, 0), down: cs.reduce((s, c) => s + c.down, 0) };
+    },
+    /** alter what the server sends from now on (null: pass it as it is) */
+    tamper(fn: ((chunk: Buffer) => Buffer) | null) {
+      ctl.tamper = fn;
+    },
+    /** hold each chunk the server sends this long */
+    delay(ms: number) {
+      ctl.delayMs = ms;
     },
     close: () => new Promise<void>((r) => server.close(() => r())),
   };

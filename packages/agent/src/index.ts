@@ -2,3 +2,4 @@ export * from './collectors/index.js';
 export * from './run.js';
 export * from './state.js';
 export { request, normalizeServerUrl } from './transport.js';
+export * from './catalog.js';

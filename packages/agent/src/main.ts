@@ -5,12 +5,15 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_DATA_DIR, PatchwardenError } from '@patchwarden/core';
 import { checkinOnce, enrollAgent, runLoop } from './run.js';
+import { fetchVerifiedTarget } from './catalog.js';
+import { loadState } from './state.js';
 
 const USAGE = `usage: patchwarden-agent <command> [options]
 
 commands:
-  enroll --server URL --secret S   enroll this device
+  enroll --server URL --secret S   enroll this device (--root-sha256 HEX: the catalog root to expect)
   run [--once] [--interval S]      check in now, then on an interval with jitter
+  fetch-patch TARGET               fetch a patch object and verify it from the pinned catalog root
 
 options:
   --data-dir DIR      identity and state (default ${DEFAULT_DATA_DIR}/agent)
@@ -25,6 +28,7 @@ async function main(argv: string[]): Promise<number> {
     options: {
       server: { type: 'string' },
       secret: { type: 'string' },
+      'root-sha256': { type: 'string' },
       'data-dir': { type: 'string', default: process.env.PATCHWARDEN_AGENT_DATA_DIR ?? `${DEFAULT_DATA_DIR}/agent` },
       root: { type: 'string', default: '/' },
       'dpkg-status': { type: 'string' },
@@ -45,8 +49,14 @@ async function main(argv: string[]): Promise<number> {
   };
   if (cmd === 'enroll') {
     if (!values.server || !values.secret) throw new PatchwardenError('E_VALIDATION', 'enroll needs --server and --secret');
-    const s = await enrollAgent({ ...opts, server: values.server, secret: values.secret, force: !!values.force });
-    console.log(`enrolled as device ${s.deviceId}`);
+    const s = await enrollAgent({ ...opts, server: values.server, secret: values.secret, force: !!values.force, ...(values['root-sha256'] ? { rootSha256: values['root-sha256'] } : {}) });
+    console.log(`enrolled as device ${s.deviceId}${s.catalogRoot ? `; catalog root sha256 ${s.catalogRoot.sha256}` : ''}`);
+    return 0;
+  }
+  if (cmd === 'fetch-patch') {
+    if (!positionals[1]) throw new PatchwardenError('E_VALIDATION', 'fetch-patch needs a target path, e.g. debian/NAME.r1.json');
+    const bytes = await fetchVerifiedTarget(opts.dataDir, loadState(opts.dataDir), positionals[1]);
+    process.stdout.write(bytes);
     return 0;
   }
   if (cmd === 'run') {

@@ -14,6 +14,7 @@ import {
 } from '@patchwarden/core';
 import { collectFacts, type CollectOptions } from './collectors/index.js';
 import { loadAckedInventory, loadState, saveAckedInventory, saveState, stateExists, type AgentState } from './state.js';
+import { fetchRoot, pinRoot } from './catalog.js';
 import { normalizeServerUrl, request } from './transport.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -30,8 +31,8 @@ async function collect(opts: AgentOptions, files?: readonly string[]) {
 }
 
 export async function enrollAgent(
-  opts: AgentOptions & { server: string; secret: string; force?: boolean; installs?: boolean },
-): Promise<AgentState> {
+  opts: AgentOptions & { server: string; secret: string; force?: boolean; installs?: boolean; rootSha256?: string },
+): Promise<AgentState & { catalogRoot: { sha256: string; version: number } | null }> {
   if (stateExists(opts.dataDir) && !opts.force) {
     const s = loadState(opts.dataDir);
     throw new PatchwardenError('E_CONFLICT', `this agent is enrolled already as device ${s.deviceId} with ${s.server}`, {
@@ -39,6 +40,8 @@ export async function enrollAgent(
     });
   }
   const server = normalizeServerUrl(opts.server).origin;
+  // with a fingerprint, the catalog root is checked before the secret is sent anywhere
+  const rootFirst = opts.rootSha256 ? await fetchRoot(server, opts.rootSha256) : null;
   const { system } = await collect(opts);
   const res = await request<unknown>(server, 'POST', '/api/v1/enroll', { body: { secret: opts.secret, system } });
   const parsed = EnrollResponse.safeParse(res.body);
@@ -53,8 +56,11 @@ export async function enrollAgent(
     acked: null,
     collect: null,
   };
+  // the catalog root is pinned now, before anything from the catalog is used
+  const root = rootFirst ?? (await fetchRoot(server));
+  if (root) pinRoot(opts.dataDir, root);
   saveState(opts.dataDir, state);
-  return state;
+  return { ...state, catalogRoot: root ? { sha256: root.sha256, version: root.version } : null };
 }
 
 export interface CheckinResult {

@@ -91,3 +91,51 @@ function bytesOf(req: http.ClientRequest, payload: Buffer | undefined): number {
   const head = (req as unknown as { _header?: string })._header ?? '';
   return Buffer.byteLength(head, 'latin1') + (payload?.length ?? 0);
 }
+
+/**
+ * A file as bytes (signed catalog metadata and targets): null when the server has none (404),
+ * refused when longer than `maxBytes`, so a hostile server cannot fill the agent's memory.
+ */
+export async function requestBytes(server: string, path: string, opts: { token?: string; maxBytes: number; timeoutMs?: number }): Promise<Buffer | null> {
+  const base = normalizeServerUrl(server);
+  const url = new URL(path, base);
+  const mod = url.protocol === 'https:' ? https : http;
+  const agent = url.protocol === 'https:' ? agents.https : agents.http;
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { 'user-agent': 'patchwarden-agent', ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) };
+    const req = mod.request(url, { method: 'GET', headers, agent, timeout: opts.timeoutMs ?? 60_000 }, (res) => {
+      const status = res.statusCode ?? 0;
+      if (status === 404) {
+        res.resume();
+        return resolve(null);
+      }
+      const chunks: Buffer[] = [];
+      let n = 0;
+      res.on('data', (c: Buffer) => {
+        n += c.length;
+        if (n > opts.maxBytes) {
+          req.destroy(new PatchwardenError('E_PAYLOAD_TOO_LARGE', `${url.pathname} is longer than the ${opts.maxBytes} bytes allowed`));
+          return;
+        }
+        chunks.push(c);
+      });
+      res.on('error', reject);
+      res.on('end', () => {
+        const bytes = Buffer.concat(chunks);
+        if (status >= 200 && status < 300) return resolve(bytes);
+        let body: unknown;
+        try {
+          body = JSON.parse(bytes.toString('utf8'));
+        } catch {
+          body = undefined;
+        }
+        reject(Object.assign(errorFromBody(status, body), { status }));
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${url.origin} within ${opts.timeoutMs ?? 60_000} ms`)));
+    req.on('error', (err) =>
+      reject(err instanceof PatchwardenError ? err : new PatchwardenError('E_SERVER_UNREACHABLE', `cannot reach the server at ${url.origin}: ${err.message}`, { cause: err })),
+    );
+    req.end();
+  });
+}

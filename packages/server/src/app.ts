@@ -25,6 +25,10 @@ import { TufRepository } from './catalog/tuf/repo.js';
 import { ephemeralRepoKeys, type LoadedKeys } from './catalog/tuf/keystore.js';
 import { tufRoutes } from './catalog/tuf/routes.js';
 import { bundleRoutes } from './catalog/bundle-routes.js';
+import { siteRoutes } from './sites/routes.js';
+import { MirrorRepository, refuseCatalogWrites } from './catalog/mirror/readonly.js';
+import { MirrorService, type MirrorConfig } from './catalog/mirror/service.js';
+import { mirrorRoutes } from './catalog/mirror/routes.js';
 import { payloadRoutes } from './catalog/payload-routes.js';
 
 export const SERVER_VERSION = '0.1.0';
@@ -39,12 +43,17 @@ export interface AppOptions {
   consoleDir?: string;
   /** the catalog's signing keys (from the data directory); tests get keys of their own */
   catalogKeys?: LoadedKeys;
+  /**
+   * A local patch server: the catalog is the central server's, mirrored byte for byte. No keys,
+   * no root of its own, and the routes that would add to the catalog are refused.
+   */
+  mirror?: MirrorConfig;
 }
 
 export const DEFAULT_CONSOLE_DIR = fileURLToPath(new URL('../../console/dist', import.meta.url));
 
 /** The assembled server, with the services that CLI commands on the same machine use directly. */
-export type PatchwardenApp = FastifyInstance & { compliance: ComplianceEngine; catalogContext: AppContext };
+export type PatchwardenApp = FastifyInstance & { compliance: ComplianceEngine; catalogContext: AppContext; mirror: MirrorService | null };
 
 export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
   const app = Fastify({
@@ -73,18 +82,20 @@ export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
     dialect: opts.dialect,
     sets: new SetCache(),
     compliance: new ComplianceEngine(opts.db, opts.dialect, now),
-    tuf: new TufRepository(opts.db, opts.catalogKeys ?? ephemeralRepoKeys(), now),
+    tuf: opts.mirror ? new MirrorRepository(opts.db, now) : new TufRepository(opts.db, opts.catalogKeys ?? ephemeralRepoKeys(), now),
     now,
     checkinIntervalSeconds: opts.checkinIntervalSeconds ?? 300,
     version: SERVER_VERSION,
   };
 
   // the signed catalog exists from the first start (local mode signs its own root)
-  if (!(await ctx.tuf.initialized()) && (opts.catalogKeys ?? { local: true }).local !== false) await ctx.tuf.initialize();
+  if (!opts.mirror && !(await ctx.tuf.initialized()) && (opts.catalogKeys ?? { local: true }).local !== false) await ctx.tuf.initialize();
+  const mirror = opts.mirror ? new MirrorService(ctx, opts.mirror) : null;
 
   registerErrorHandling(app);
   registerGzipBodies(app);
   registerAuth(app, opts.db);
+  if (mirror) refuseCatalogWrites(app);
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -115,9 +126,13 @@ export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
   await app.register(bundleRoutes(ctx));
   await app.register(payloadRoutes(ctx));
   await app.register(complianceRoutes(ctx));
+  await app.register(siteRoutes(ctx));
+  await app.register(mirrorRoutes(ctx, mirror));
 
   app.decorate('compliance', ctx.compliance);
   app.decorate('catalogContext', ctx);
+  app.decorate('mirror', mirror);
+  if (mirror) mirror.log = app.log;
   const consoleDir = opts.consoleDir ?? DEFAULT_CONSOLE_DIR;
   if (existsSync(consoleDir)) {
     await app.register(fastifyStatic, { root: consoleDir, wildcard: true, index: ['index.html'] });

@@ -20,6 +20,16 @@ export const ServerConfig = z.strictObject({
    * Patchwarden; a production catalog keeps root offline and sets this to false).
    */
   localRoot: z.boolean().optional(),
+  /**
+   * A local patch server: the central server it mirrors (`https://…`), its site token, and the
+   * central root it trusts first (a root.json file, or `sha256:HEX` of the root it fetches).
+   * With upstreamRoot alone, the server takes export files only (an air-gapped site).
+   */
+  upstream: z.url({ protocol: /^https?$/ }).optional(),
+  upstreamToken: z.string().regex(/^pws_[A-Za-z0-9_-]{20,100}$/, 'a site token (pws_…) made by the central server').optional(),
+  upstreamRoot: z.string().min(1).optional(),
+  /** minutes between syncs (0: only when asked); the first one runs at start */
+  upstreamSyncMinutes: z.coerce.number().int().min(0).max(1440).optional(),
 });
 export type ServerConfig = z.infer<typeof ServerConfig>;
 
@@ -38,6 +48,10 @@ const ENV: Record<string, keyof ServerConfig> = {
   PATCHWARDEN_PORT: 'port',
   PATCHWARDEN_CHECKIN_INTERVAL: 'checkinIntervalSeconds',
   PATCHWARDEN_LOG_LEVEL: 'logLevel',
+  PATCHWARDEN_UPSTREAM: 'upstream',
+  PATCHWARDEN_UPSTREAM_TOKEN: 'upstreamToken',
+  PATCHWARDEN_UPSTREAM_ROOT: 'upstreamRoot',
+  PATCHWARDEN_UPSTREAM_SYNC_MINUTES: 'upstreamSyncMinutes',
 };
 
 function defined(o: Record<string, unknown>): Record<string, unknown> {
@@ -73,7 +87,14 @@ export function loadServerConfig(input: {
       hint: 'check the flags, PATCHWARDEN_* variables and the config file',
     });
   }
-  return { ...r.data, dataDir: resolve(r.data.dataDir) };
+  const c = r.data;
+  if (c.upstream && (!c.upstreamToken || !c.upstreamRoot)) {
+    throw new PatchwardenError('E_CONFIG_INVALID', 'a local server needs --upstream-token and --upstream-root with --upstream', {
+      hint: 'the central server\'s administrator makes the site token (POST /api/v1/sites); pin its root with the root.json file or sha256:HEX',
+    });
+  }
+  if (c.upstreamToken && !c.upstream) throw new PatchwardenError('E_CONFIG_INVALID', '--upstream-token needs --upstream URL');
+  return { ...c, dataDir: resolve(c.dataDir), ...(c.upstreamRoot && !c.upstreamRoot.startsWith('sha256:') ? { upstreamRoot: resolve(c.upstreamRoot) } : {}) };
 }
 
 export function databaseUrl(config: ServerConfig): string {

@@ -14,3 +14,4 @@ export * from './catalog/tuf/repo.js';
 export { loadOrCreateRepoKeys, ephemeralRepoKeys, type LoadedKeys } from './catalog/tuf/keystore.js';
 export * from './catalog/osv/index.js';
 export * from './catalog/debian-tracker/index.js';
+export * from './catalog/tuf/offline.js';

@@ -9,6 +9,8 @@ import { countAdminTokens, createAdminToken } from './auth/store.js';
 import { ADMIN_TOKEN_FILE } from '@patchwarden/core';
 import { Cron } from 'croner';
 import { dayOf, recordHistory } from './compliance/history.js';
+import { parseRootPin } from './catalog/mirror/state.js';
+import type { MirrorConfig } from './catalog/mirror/service.js';
 
 export interface RunningServer {
   app: PatchwardenApp;
@@ -32,10 +34,20 @@ export async function startServer(config: ServerConfig, opts: { now?: () => numb
     adminTokenFile = join(config.dataDir, ADMIN_TOKEN_FILE);
     writeFileSync(adminTokenFile, `${firstAdminToken}\n`, { mode: 0o600 });
   }
-  // the catalog's keys live in the data directory, never in the database
-  const catalogKeys = await loadOrCreateRepoKeys(config.dataDir, { allowLocalRoot: config.localRoot ?? true });
+  // a local server pins the central root and holds no catalog key; a central one keeps its
+  // keys in the data directory, never in the database
+  const mirror: MirrorConfig | undefined = config.upstreamRoot
+    ? {
+        pin: parseRootPin(config.upstreamRoot),
+        workDir: join(config.dataDir, 'import'),
+        ...(config.upstream ? { upstream: config.upstream } : {}),
+        ...(config.upstreamToken ? { token: config.upstreamToken } : {}),
+      }
+    : undefined;
+  const catalogKeys = mirror ? undefined : await loadOrCreateRepoKeys(config.dataDir, { allowLocalRoot: config.localRoot ?? true });
   const app = await buildApp({
-    catalogKeys,
+    ...(catalogKeys ? { catalogKeys } : {}),
+    ...(mirror ? { mirror } : {}),
     db: database.db,
     dialect: database.dialect,
     checkinIntervalSeconds: config.checkinIntervalSeconds,
@@ -58,8 +70,8 @@ export async function startServer(config: ServerConfig, opts: { now?: () => numb
       app.log.error({ err }, 'compliance history snapshot failed');
     }
   });
-  // online catalog roles are re-signed well before they expire
-  const resignJob = new Cron('*/10 * * * *', { protect: true }, async () => {
+  // online catalog roles are re-signed well before they expire (a local server signs nothing)
+  const resignJob = new Cron('*/10 * * * *', { protect: true, paused: !!mirror }, async () => {
     try {
       const r = await app.catalogContext.tuf.refreshExpiring();
       if (r.resigned.length) app.log.info({ roles: r.resigned.length }, 'catalog metadata re-signed');
@@ -68,6 +80,17 @@ export async function startServer(config: ServerConfig, opts: { now?: () => numb
       app.log.error({ err }, 'catalog re-signing failed');
     }
   });
+  // a local server syncs at start, then on its interval; each sync fetches only what changed
+  const minutes = config.upstreamSyncMinutes ?? 5;
+  const syncNow = async () => {
+    try {
+      await app.mirror!.sync();
+    } catch {
+      // logged by the mirror, kept in its status, reported to the central server
+    }
+  };
+  const syncJob = app.mirror && config.upstream && minutes > 0 ? new Cron('* * * * *', { protect: true, interval: minutes * 60 }, syncNow) : null;
+  if (syncJob) void syncNow();
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -80,6 +103,8 @@ export async function startServer(config: ServerConfig, opts: { now?: () => numb
     async close() {
       historyJob.stop();
       resignJob.stop();
+      syncJob?.stop();
+      await app.mirror?.close();
       await app.close();
       await database.close();
     },

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { DEFAULT_DATA_DIR } from '@patchwarden/core';
+import { DEFAULT_DATA_DIR, PatchwardenError } from '@patchwarden/core';
 import { printJson, table } from '../output.js';
 
 interface CollectFlags {
@@ -38,13 +40,57 @@ export function agentCommands(program: Command): void {
       .description('enroll this device with a server, using an enrollment secret from an administrator')
       .requiredOption('--server <url>', 'server URL, e.g. http://patchwarden.example:8060')
       .requiredOption('--secret <secret>', 'enrollment secret (`patchwarden secrets create` makes one)')
-      .option('--force', 'enroll again as a new device even if this data directory is enrolled'),
-  ).action(async (flags: CollectFlags & { server: string; secret: string; force?: boolean }) => {
+      .option('--force', 'enroll again as a new device even if this data directory is enrolled')
+      .option('--root-sha256 <hex>', "the catalog root's fingerprint, from the administrator: checked before the secret is sent"),
+  ).action(async (flags: CollectFlags & { server: string; secret: string; force?: boolean; rootSha256?: string }) => {
     const { enrollAgent } = await import('@patchwarden/agent');
-    const state = await enrollAgent({ dataDir: flags.dataDir, collect: collectOf(flags), server: flags.server, secret: flags.secret, force: !!flags.force });
-    if (flags.json) printJson({ deviceId: state.deviceId, server: state.server });
-    else console.log(`enrolled as device ${state.deviceId} with ${state.server}\nnext: \`patchwarden agent run --data-dir ${flags.dataDir}\``);
+    const state = await enrollAgent({
+      dataDir: flags.dataDir,
+      collect: collectOf(flags),
+      server: flags.server,
+      secret: flags.secret,
+      force: !!flags.force,
+      ...(flags.rootSha256 ? { rootSha256: flags.rootSha256 } : {}),
+    });
+    if (flags.json) return printJson({ deviceId: state.deviceId, server: state.server, catalogRoot: state.catalogRoot });
+    console.log(`enrolled as device ${state.deviceId} with ${state.server}`);
+    if (state.catalogRoot) {
+      console.log(`catalog root pinned: version ${state.catalogRoot.version}, sha256 ${state.catalogRoot.sha256}${flags.rootSha256 ? ' (as expected)' : ' (compare it with the administrator\'s)'}`);
+    } else console.log('the server has no catalog root yet: pin it later with `patchwarden agent pin-root`');
+    console.log(`next: \`patchwarden agent run --data-dir ${flags.dataDir}\``);
   });
+
+  agent
+    .command('pin-root')
+    .description("pin the server's catalog root (when it had none at enrollment); every patch is verified from it")
+    .option('--data-dir <dir>', "the agent's data directory", process.env.PATCHWARDEN_AGENT_DATA_DIR ?? DEFAULT_AGENT_DIR)
+    .option('--root-sha256 <hex>', "the root's fingerprint, from the administrator")
+    .option('--force', 'replace a root pinned before (only on the administrator\'s word: it is what every verification trusts)')
+    .action(async (flags: { dataDir: string; rootSha256?: string; force?: boolean }) => {
+      const { loadState, fetchRoot, pinRoot, pinnedRootSha256 } = await import('@patchwarden/agent');
+      const s = loadState(flags.dataDir);
+      const before = pinnedRootSha256(flags.dataDir);
+      if (before && !flags.force) throw new PatchwardenError('E_CONFLICT', `a root is pinned already (sha256 ${before})`, { hint: 'the agent follows root rotations by itself; --force replaces it' });
+      const root = await fetchRoot(s.server, flags.rootSha256);
+      if (!root) throw new PatchwardenError('E_NOT_FOUND', 'the server has no catalog root yet');
+      pinRoot(flags.dataDir, root);
+      console.log(`catalog root pinned: version ${root.version}, sha256 ${root.sha256}`);
+    });
+
+  agent
+    .command('fetch-patch <target>')
+    .description('fetch a patch object from the signed catalog and verify it from the pinned root (e.g. debian/NAME.r1.json)')
+    .option('--data-dir <dir>', "the agent's data directory", process.env.PATCHWARDEN_AGENT_DATA_DIR ?? DEFAULT_AGENT_DIR)
+    .option('--out <file>', 'write the verified file here')
+    .option('--json', 'print the verified manifest as JSON')
+    .action(async (target: string, flags: { dataDir: string; out?: string; json?: boolean }) => {
+      const { loadState, fetchVerifiedTarget } = await import('@patchwarden/agent');
+      const s = loadState(flags.dataDir);
+      const bytes = await fetchVerifiedTarget(flags.dataDir, s, target);
+      if (flags.out) writeFileSync(flags.out, bytes);
+      if (flags.json) return console.log(bytes.toString('utf8'));
+      console.log(`${target}: verified (${bytes.length} bytes, sha256 ${createHash('sha256').update(bytes).digest('hex')})${flags.out ? `, written to ${flags.out}` : ''}`);
+    });
 
   collectOptions(
     agent
@@ -83,15 +129,24 @@ export function agentCommands(program: Command): void {
     .option('--data-dir <dir>', 'agent data directory', process.env.PATCHWARDEN_AGENT_DATA_DIR ?? DEFAULT_AGENT_DIR)
     .option('--json', 'print JSON')
     .action(async (flags: { dataDir: string; json?: boolean }) => {
-      const { loadState } = await import('@patchwarden/agent');
+      const { loadState, pinnedRootSha256 } = await import('@patchwarden/agent');
       const s = loadState(flags.dataDir);
-      const view = { deviceId: s.deviceId, server: s.server, enrolledAt: s.enrolledAt, installs: s.installs, checkinIntervalSeconds: s.checkinIntervalSeconds, acked: s.acked };
+      const view = {
+        deviceId: s.deviceId,
+        server: s.server,
+        enrolledAt: s.enrolledAt,
+        installs: s.installs,
+        checkinIntervalSeconds: s.checkinIntervalSeconds,
+        acked: s.acked,
+        catalogRootSha256: pinnedRootSha256(flags.dataDir),
+      };
       if (flags.json) printJson(view);
       else console.log(table([view], [
         { header: 'device', get: (v) => v.deviceId },
         { header: 'server', get: (v) => v.server },
         { header: 'installs', get: (v) => (v.installs ? 'on' : 'off (report-only)') },
         { header: 'inventory', get: (v) => v.acked?.inventoryHash.slice(0, 12) ?? 'not reported yet' },
+        { header: 'catalog root', get: (v) => v.catalogRootSha256?.slice(0, 16) ?? 'not pinned' },
       ]));
     });
 

@@ -5,11 +5,16 @@
  * `import-debian-tracker` do the same from advisory feeds (OSV records, the Debian security
  * tracker's JSON), whose patches carry the CVEs and advisory ids they close.
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Command } from 'commander';
-import { PatchManifest, PatchwardenError, Platform, type PatchManifest as Manifest } from '@patchwarden/core';
+import { ADMIN_TOKEN_FILE, DEFAULT_DATA_DIR, errorFromBody, type ErrorCode, PatchManifest, PatchwardenError, Platform, type PatchManifest as Manifest } from '@patchwarden/core';
 import type { AptImport, AptRelease, FeedImport, FeedProblem } from '@patchwarden/server';
-import { ApiClient, type ClientOptions } from '../client.js';
+import { ApiClient, withClient, type ClientOptions } from '../client.js';
 import { printJson, table } from '../output.js';
 
 /** The catalog file: what `--out` writes and `scan --catalog` reads. */
@@ -407,4 +412,194 @@ undetermined ones have no fix and are listed by \`patchwarden scan --debian-trac
 map to severities (high, medium, low; unimportant: none; not yet assigned: medium).`,
     )
     .action(async (location: string, f: FeedFlags) => importFeed('debian-tracker', [location], f));
+
+  mirrorCommands(catalog);
+}
+
+// ─── Local patch servers and air-gapped sites ────────────────────────────────
+
+type MirrorFlags = ClientOptions & { json?: boolean };
+
+interface SyncReport {
+  source: string;
+  changed: boolean;
+  root: number;
+  timestamp: number;
+  snapshot: number;
+  expires: string;
+  metadata: { changedRoles: number; files: number; bytes: number };
+  targets: { listed: number; fetched: number; bytes: number; alreadyHeld: number };
+  patches: { created: number; updated: number; removed: number; unreadable: { path: string; reason: string }[] };
+  transfer: { requests: number; bytes: number };
+  seconds: number;
+}
+
+interface MirrorStatus {
+  running: { progress: { phase: string; targets: { total: number; done: number }; bytes: number } | null } | null;
+  lastError: { code: string; message: string; hint?: string } | null;
+  last: SyncReport | null;
+}
+
+/** The server and admin token, as ApiClient finds them (files are streamed here; ApiClient speaks JSON). */
+function endpoint(f: ClientOptions): { server: string; token: string } {
+  const server = ApiClient.from(f).server;
+  let token = f.token ?? process.env.PATCHWARDEN_TOKEN;
+  if (!token) {
+    const file = join(f.dataDir ?? process.env.PATCHWARDEN_DATA_DIR ?? DEFAULT_DATA_DIR, ADMIN_TOKEN_FILE);
+    if (existsSync(file)) token = readFileSync(file, 'utf8').trim();
+  }
+  return { server, token: token! };
+}
+
+async function rawCall(f: ClientOptions, method: string, path: string, init: { body?: ReadableStream<Uint8Array>; contentType?: string } = {}): Promise<Response> {
+  const { server, token } = endpoint(f);
+  let res: Response;
+  try {
+    res = await fetch(server + path, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(init.contentType ? { 'content-type': init.contentType } : {}) },
+      ...(init.body ? { body: init.body, duplex: 'half' } : {}),
+    } as RequestInit);
+  } catch (err) {
+    throw new PatchwardenError('E_SERVER_UNREACHABLE', `cannot reach ${server}: ${(err as Error).cause ?? (err as Error).message}`, { hint: 'is the server running? Pass --server URL' });
+  }
+  if (!res.ok) {
+    const text = await res.text();
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    throw errorFromBody(res.status, parsed);
+  }
+  return res;
+}
+
+const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+const day = (iso: string) => `${iso.slice(0, 16).replace('T', ' ')} UTC (in ${Math.round((Date.parse(iso) - Date.now()) / 86_400_000)} days)`;
+
+/**
+ * Follows a sync or import the server runs (started with wait=false, so no HTTP request has to
+ * outlast it): a progress bar on stderr from its status, then its report, or its error.
+ */
+async function followMirror(f: MirrorFlags, start: () => Promise<unknown>): Promise<SyncReport> {
+  const client = ApiClient.from(f);
+  await start();
+  const tty = !f.json && process.stderr.isTTY;
+  const { SingleBar, Presets } = await import('cli-progress');
+  const bar = tty ? new SingleBar({ format: '{phase} {bar} {value}/{total} targets, {mib}', stream: process.stderr }, Presets.shades_classic) : null;
+  let started = false;
+  try {
+    for (;;) {
+      const s = await client.call<MirrorStatus>('GET', '/api/v1/mirror/status');
+      if (!s.running) {
+        if (s.lastError) throw new PatchwardenError(s.lastError.code as ErrorCode, s.lastError.message, s.lastError.hint ? { hint: s.lastError.hint } : {});
+        if (!s.last) throw new PatchwardenError('E_INTERNAL', 'the server reports no result');
+        return s.last;
+      }
+      const p = s.running.progress;
+      if (bar && p) {
+        const payload = { phase: p.phase.padEnd(8), mib: mib(p.bytes) };
+        if (!started) bar.start(Math.max(p.targets.total, 1), p.targets.done, payload);
+        started = true;
+        bar.setTotal(Math.max(p.targets.total, 1));
+        bar.update(p.targets.done, payload);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    if (started) bar?.stop();
+  }
+}
+
+function printSyncReport(r: SyncReport, verb: string): void {
+  console.log(`${verb} from ${r.source}: ${r.changed ? 'catalog updated' : 'nothing new'} (root v${r.root}, snapshot v${r.snapshot}, timestamp v${r.timestamp})`);
+  console.log(`  metadata: ${r.metadata.files} file(s), ${mib(r.metadata.bytes)}; targets: ${r.targets.fetched} fetched (${mib(r.targets.bytes)}), ${r.targets.alreadyHeld} already held, ${r.targets.listed} listed`);
+  console.log(`  patches:  ${r.patches.created} new, ${r.patches.updated} updated, ${r.patches.removed} removed; ${r.seconds} s`);
+  for (const u of r.patches.unreadable.slice(0, 10)) console.log(`  not read by this server's compliance: ${u.path}: ${u.reason}`);
+  console.log(`  valid until ${day(r.expires)}`);
+}
+
+function mirrorCommands(catalog: Command): void {
+  withClient(catalog.command('sync').description('on a local patch server: sync the catalog from the central server now (only what changed is fetched)'))
+    .addHelpText(
+      'after',
+      `
+A local server runs with --upstream URL --upstream-token pws_… --upstream-root root.json and syncs
+every few minutes by itself; this syncs now and shows the progress. Every file is verified from the
+pinned central root on; an interrupted sync keeps what it fetched, and agents see the new catalog
+only once all of it is there.`,
+    )
+    .action(async (f: MirrorFlags) => {
+      const client = ApiClient.from(f);
+      const r = await followMirror(f, () => client.call('POST', '/api/v1/mirror/sync?wait=false'));
+      if (f.json) return printJson(r);
+      printSyncReport(r, 'synced');
+    });
+
+  withClient(catalog.command('export').description('on the central server: write the signed catalog to one file for an air-gapped site'))
+    .requiredOption('--out <file>', 'the file to write (a tar archive)')
+    .option('--expires-days <n>', 'how long the exported metadata stays valid; longer than your import cycle (default 45)', '45')
+    .addHelpText(
+      'after',
+      `
+The file holds every root, the current metadata, every patch object and bundle (vulnerability data
+included: OSV and tracker records are patch objects) and the coverage. Snapshot and timestamp are
+signed again to last --expires-days (new versions; online clients get a normal one again within
+hours). Carry the file across, then on the local server: patchwarden catalog import FILE`,
+    )
+    .action(async (f: MirrorFlags & { out: string; expiresDays: string }) => {
+      const days = Number(f.expiresDays);
+      if (!Number.isInteger(days) || days < 1 || days > 365) throw new PatchwardenError('E_VALIDATION', '--expires-days must be 1 to 365');
+      const res = await rawCall(f, 'GET', `/api/v1/catalog/export-file?expiresDays=${days}`);
+      const tmp = `${f.out}.tmp`;
+      try {
+        await pipeline(Readable.fromWeb(res.body! as WebReadableStream<Uint8Array>), createWriteStream(tmp, { mode: 0o644 }));
+        await rename(tmp, f.out);
+      } catch (err) {
+        await rm(tmp, { force: true });
+        throw err;
+      }
+      const index = JSON.parse(res.headers.get('x-patchwarden-export') ?? '{}') as { expires: string; snapshot: number; targets: number; root: { version: number; sha256: string }; limitedBy: string | null };
+      const bytes = statSync(f.out).size;
+      if (f.json) return printJson({ file: f.out, bytes, ...index });
+      console.log(`wrote ${f.out}: ${index.targets} targets, root v${index.root.version}, snapshot v${index.snapshot}, ${mib(bytes)}`);
+      console.log(`  valid until ${day(index.expires)}: import it before then`);
+      if (index.limitedBy) console.log(`  (the ${index.limitedBy} role expires before ${days} days: only its key holders can sign a new version)`);
+      console.log(`  the local server pins root sha256:${index.root.sha256}`);
+    });
+
+  withClient(catalog.command('import').description('on a local (air-gapped) server: import an export file, verified like an online sync'))
+    .argument('<file>', 'the file `patchwarden catalog export` wrote')
+    .action(async (file: string, f: MirrorFlags) => {
+      let size: number;
+      try {
+        size = statSync(file).size;
+      } catch (err) {
+        throw new PatchwardenError('E_NOT_FOUND', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      let sent = 0;
+      const counter = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          sent += chunk.length;
+          cb(null, chunk);
+        },
+      });
+      const quiet = f.json || !process.stderr.isTTY;
+      const ticker = quiet ? null : setInterval(() => process.stderr.write(`\ruploading ${mib(sent)} of ${mib(size)}`), 250);
+      const body = Readable.toWeb(createReadStream(file).pipe(counter)) as unknown as ReadableStream<Uint8Array>;
+      const r = await followMirror(f, async () => {
+        try {
+          await rawCall(f, 'POST', `/api/v1/mirror/import?wait=false&name=${encodeURIComponent(basename(file))}`, { body, contentType: 'application/x-tar' });
+        } finally {
+          if (ticker) {
+            clearInterval(ticker);
+            process.stderr.write('\n');
+          }
+        }
+      });
+      if (f.json) return printJson(r);
+      printSyncReport(r, 'imported');
+    });
 }

@@ -2,12 +2,23 @@
  * `patchwarden keys`: Ed25519 key pairs for the catalog (root and targets, kept offline by an
  * administrator; authors' keys for custom patches), and which author keys the catalog trusts.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { KEY_ROLES, PatchwardenError, type KeyRole } from '@patchwarden/core';
 import { ApiClient, withClient, type ClientOptions } from '../client.js';
 import { printJson, table } from '../output.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+const DAY = 86_400_000;
+
+function readDoc(path: string): Record<string, unknown> {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new PatchwardenError('E_VALIDATION', `cannot read ${path} as JSON: ${(err as Error).message}`);
+  }
+}
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -22,7 +33,15 @@ Examples:
   patchwarden keys create alice --role author          writes alice.key (private, owner-only) and alice.pub
   patchwarden keys trust alice.pub                     let the catalog take custom patches signed by alice
   patchwarden keys authors                             the author keys the catalog trusts
-  patchwarden keys show alice.pub                      key id and role of a key file`,
+  patchwarden keys show alice.pub                      key id and role of a key file
+
+A catalog whose root stays offline (set "localRoot": false in the server's server.json):
+  patchwarden keys create root-1 --role root            (three times, on an offline machine)
+  patchwarden keys root-init --key root-1.key --key root-2.key --pub root-3.pub --threshold 2 \
+      --online SERVER_DATA/keys/online.pub --out .       → 1.root.json, 1.targets.json
+  patchwarden catalog import-metadata 1.root.json 1.targets.json
+  patchwarden keys sign-targets --key root-1.key --key root-2.key --add-author alice.pub
+  patchwarden keys rotate-root --key root-1.key --key root-2.key --new-key root-4.key --threshold 1`,
     );
 
   keys
@@ -75,4 +94,122 @@ Examples:
       if (f.json) return printJson(res);
       console.log(`${f.remove ? 'no longer trusting' : 'trusting'} ${key.name} (${key.keyid.slice(0, 16)}…); targets is now version ${res.targetsVersion}, ${res.authors.length} author key(s)`);
     });
+
+  keys
+    .command('root-init')
+    .description('make and sign root and top-level targets, version 1, on this (offline) machine')
+    .requiredOption('--key <file>', 'a private root key that signs (repeatable; at least --threshold of them)', collect)
+    .option('--pub <file>', 'a root public key that is trusted but does not sign now (repeatable)', collect)
+    .option('--threshold <n>', 'how many root keys must sign a root', '1')
+    .option('--targets-key <file>', 'private targets keys (default: the root keys sign targets too)', collect)
+    .requiredOption('--online <file>', "the server's online public key (its data directory's keys/online.pub)")
+    .option('--author <file>', 'an author public key for custom/* patches (repeatable)', collect)
+    .option('--expires-days <n>', 'how long root and targets last', '365')
+    .option('--out <dir>', 'where to write 1.root.json and 1.targets.json', '.')
+    .action(async (f: { key: string[]; pub?: string[]; threshold: string; targetsKey?: string[]; online: string; author?: string[]; expiresDays: string; out: string }) => {
+      const { readPrivateKey, readPublicKey, rootSigned, topTargetsSigned, signRoot, signTargets } = await import('@patchwarden/server');
+      const signers = await Promise.all(f.key.map((k) => readPrivateKey(k)));
+      const pubs = [...signers.map((k) => ({ type: 'patchwarden-public-key' as const, name: k.name, role: k.role, keyid: k.keyid, public: k.public })), ...(await Promise.all((f.pub ?? []).map((k) => readPublicKey(k))))];
+      const targetsSigners = f.targetsKey ? await Promise.all(f.targetsKey.map((k) => readPrivateKey(k))) : signers;
+      const online = await readPublicKey(f.online);
+      const authors = await Promise.all((f.author ?? []).map((k) => readPublicKey(k)));
+      const expiresAt = Date.now() + Number(f.expiresDays) * DAY;
+      const threshold = Number(f.threshold);
+      if (signers.length < threshold) throw new PatchwardenError('E_VALIDATION', `--threshold ${threshold} needs at least ${threshold} --key files to sign`);
+      const root = signRoot(rootSigned({ version: 1, expiresAt, rootKeys: pubs, rootThreshold: threshold, targetsKeys: targetsSigners, targetsThreshold: Math.min(threshold, targetsSigners.length), online }), signers);
+      const targets = signTargets(topTargetsSigned({ version: 1, expiresAt, online, authors }), targetsSigners);
+      mkdirSync(f.out, { recursive: true });
+      writeFileSync(`${f.out}/1.root.json`, root);
+      writeFileSync(`${f.out}/1.targets.json`, targets);
+      const { createHash } = await import('node:crypto');
+      console.log(`wrote ${f.out}/1.root.json (${pubs.length} root key(s), threshold ${threshold}) and ${f.out}/1.targets.json (${authors.length} author key(s))`);
+      console.log(`root sha256 ${createHash('sha256').update(root).digest('hex')}  (agents and local servers pin this)`);
+      console.log('next: `patchwarden catalog import-metadata 1.root.json 1.targets.json` against the server');
+    });
+
+  withClient(keys.command('sign-targets').description("sign the next top-level targets (e.g. to trust or drop an author) with the offline targets keys"))
+    .requiredOption('--key <file>', 'a private targets key (repeatable)', collect)
+    .option('--add-author <file>', 'trust this author public key (repeatable)', collect)
+    .option('--remove-author <keyid>', 'stop trusting this author key id (repeatable)', collect)
+    .option('--expires-days <n>', 'how long it lasts', '365')
+    .option('--out <file>', 'write the signed document here instead of sending it to the server')
+    .action(async (f: ClientOptions & { json?: boolean; key: string[]; addAuthor?: string[]; removeAuthor?: string[]; expiresDays: string; out?: string }) => {
+      const { readPrivateKey, readPublicKey, signTargets, topTargetsSigned } = await import('@patchwarden/server');
+      const api = ApiClient.from(f);
+      const cur = (await api.call<{ signed: { version: number; delegations: { keys: Record<string, { keytype: 'ed25519'; scheme: 'ed25519'; keyval: { public: string } }>; roles: { name: string; keyids: string[] }[] } } }>('GET', '/api/v1/catalog/metadata/targets')).signed;
+      const vendors = cur.delegations.roles.find((r) => r.name === 'vendors')!;
+      const onlineId = vendors.keyids[0]!;
+      const online = { type: 'patchwarden-public-key' as const, name: 'online', role: 'online' as const, keyid: onlineId, public: cur.delegations.keys[onlineId]! };
+      const drop = new Set(f.removeAuthor ?? []);
+      const custom = cur.delegations.roles.find((r) => r.name === 'custom');
+      const authors = (custom?.keyids ?? []).filter((id) => !drop.has(id)).map((id) => ({ keyid: id, public: cur.delegations.keys[id]! }));
+      for (const a of f.addAuthor ?? []) {
+        const k = await readPublicKey(a);
+        if (k.role !== 'author') throw new PatchwardenError('E_KEY_INVALID', `${a} is a ${k.role} key; custom patches are signed by author keys`);
+        if (!authors.some((x) => x.keyid === k.keyid)) authors.push({ keyid: k.keyid, public: k.public });
+      }
+      const signers = await Promise.all(f.key.map((k) => readPrivateKey(k)));
+      const doc = signTargets(topTargetsSigned({ version: cur.version + 1, expiresAt: Date.now() + Number(f.expiresDays) * DAY, online, authors }), signers);
+      if (f.out) {
+        writeFileSync(f.out, doc);
+        return console.log(`wrote ${f.out}: targets version ${cur.version + 1}, ${authors.length} author key(s)`);
+      }
+      const res = await api.call<{ targets?: number }>('POST', '/api/v1/catalog/metadata', { targets: JSON.parse(doc.toString('utf8')) as unknown });
+      if (f.json) return printJson(res);
+      console.log(`targets is now version ${res.targets}, ${authors.length} author key(s)`);
+    });
+
+  withClient(keys.command('rotate-root').description('sign the next root with the current root keys and the new ones (new keys, a new threshold, or a new online key)'))
+    .requiredOption('--key <file>', 'a current private root key (repeatable; a threshold of them)', collect)
+    .option('--new-key <file>', 'a private key of the new root (repeatable; signs too)', collect)
+    .option('--new-pub <file>', 'a public key of the new root that does not sign now (repeatable)', collect)
+    .option('--threshold <n>', 'the new root threshold', '1')
+    .option('--online <file>', "the server's online public key (default: unchanged)")
+    .option('--expires-days <n>', 'how long it lasts', '365')
+    .option('--out <file>', 'write the signed root here instead of sending it to the server')
+    .action(async (f: ClientOptions & { json?: boolean; key: string[]; newKey?: string[]; newPub?: string[]; threshold: string; online?: string; expiresDays: string; out?: string }) => {
+      const { readPrivateKey, readPublicKey, rootSigned, signRoot } = await import('@patchwarden/server');
+      const api = ApiClient.from(f);
+      type KeyJson = { keytype: 'ed25519'; scheme: 'ed25519'; keyval: { public: string } };
+      const cur = (await api.call<{ signed: { version: number; keys: Record<string, KeyJson>; roles: Record<string, { keyids: string[]; threshold: number }> } }>('GET', '/api/v1/catalog/metadata/root')).signed;
+      const pubOf = (id: string, role: 'root' | 'targets' | 'online') => ({ type: 'patchwarden-public-key' as const, name: id.slice(0, 12), role, keyid: id, public: cur.keys[id]! });
+      const old = await Promise.all(f.key.map((k) => readPrivateKey(k)));
+      const fresh = await Promise.all((f.newKey ?? []).map((k) => readPrivateKey(k)));
+      const freshPubs = await Promise.all((f.newPub ?? []).map((k) => readPublicKey(k)));
+      const rootKeys = fresh.length || freshPubs.length ? [...fresh, ...freshPubs] : cur.roles.root!.keyids.map((id) => pubOf(id, 'root'));
+      const online = f.online ? await readPublicKey(f.online) : pubOf(cur.roles.timestamp!.keyids[0]!, 'online');
+      const signed = rootSigned({
+        version: cur.version + 1,
+        expiresAt: Date.now() + Number(f.expiresDays) * DAY,
+        rootKeys,
+        rootThreshold: Number(f.threshold),
+        targetsKeys: cur.roles.targets!.keyids.map((id) => pubOf(id, 'targets')),
+        targetsThreshold: cur.roles.targets!.threshold,
+        online,
+      });
+      const doc = signRoot(signed, [...new Map([...old, ...fresh].map((k) => [k.keyid, k])).values()]);
+      if (f.out) {
+        writeFileSync(f.out, doc);
+        return console.log(`wrote ${f.out}: root version ${cur.version + 1}`);
+      }
+      const res = await api.call<{ root?: number }>('POST', '/api/v1/catalog/metadata', { root: JSON.parse(doc.toString('utf8')) as unknown });
+      if (f.json) return printJson(res);
+      console.log(`root is now version ${res.root}; agents and local servers walk to it from the root they pinned`);
+    });
+
+  const catalog = program.commands.find((c) => c.name() === 'catalog') ?? program.command('catalog');
+  withClient(catalog.command('import-metadata <files...>').description('import root and/or top-level targets signed offline (from `patchwarden keys root-init` or `--out`)')).action(
+    async (files: string[], f: ClientOptions & { json?: boolean }) => {
+      const body: { root?: unknown; targets?: unknown } = {};
+      for (const file of files) {
+        const doc = readDoc(file);
+        const type = (doc.signed as { _type?: string } | undefined)?._type;
+        if (type !== 'root' && type !== 'targets') throw new PatchwardenError('E_VALIDATION', `${file} is neither root nor targets metadata`);
+        body[type] = doc;
+      }
+      const res = await ApiClient.from(f).call<{ root?: number; targets?: number }>('POST', '/api/v1/catalog/metadata', body);
+      if (f.json) return printJson(res);
+      console.log(`imported${res.root ? ` root version ${res.root}` : ''}${res.targets ? ` targets version ${res.targets}` : ''}`);
+    },
+  );
 }

@@ -11,6 +11,10 @@ interface ServerFlags {
   config?: string;
   logLevel?: string;
   checkinInterval?: string;
+  upstream?: string;
+  upstreamToken?: string;
+  upstreamRoot?: string;
+  upstreamSyncMinutes?: string;
 }
 
 function serverOptions(cmd: Command): Command {
@@ -21,7 +25,11 @@ function serverOptions(cmd: Command): Command {
     .option('--database <url>', 'postgres://user@host:5432/db, or a SQLite file (default <data-dir>/patchwarden.db)')
     .option('--config <file>', 'JSON config file (default <data-dir>/server.json if present)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
-    .option('--checkin-interval <seconds>', 'how often agents check in (default 300)');
+    .option('--checkin-interval <seconds>', 'how often agents check in (default 300)')
+    .option('--upstream <url>', 'run as a local patch server mirroring this central server')
+    .option('--upstream-token <token>', 'the site token (pws_…) the central server made for this site (or $PATCHWARDEN_UPSTREAM_TOKEN)')
+    .option('--upstream-root <file|sha256:hex>', "the central root this server trusts first: its root.json, or sha256:HEX of it (alone: an air-gapped site that imports export files)")
+    .option('--upstream-sync-minutes <n>', 'minutes between syncs from the upstream (default 5; 0: only `patchwarden catalog sync`)');
 }
 
 async function start(flags: ServerFlags, defaults: { logLevel: string }) {
@@ -34,6 +42,10 @@ async function start(flags: ServerFlags, defaults: { logLevel: string }) {
       database: flags.database,
       logLevel: flags.logLevel ?? (process.env.PATCHWARDEN_LOG_LEVEL ? undefined : defaults.logLevel),
       checkinIntervalSeconds: flags.checkinInterval,
+      upstream: flags.upstream,
+      upstreamToken: flags.upstreamToken,
+      upstreamRoot: flags.upstreamRoot,
+      upstreamSyncMinutes: flags.upstreamSyncMinutes,
     },
     ...(flags.config ? { configFile: flags.config } : {}),
   });
@@ -67,10 +79,21 @@ function printBanner(url: string, dataDir: string, dbLocation: string, dialect: 
   console.log(`  Database:  ${dialect === 'sqlite' ? 'SQLite' : 'PostgreSQL'} ${dialect === 'sqlite' ? relative(process.cwd(), dbLocation) : dbLocation}`);
 }
 
+function printUpstream(config: { upstream?: string | undefined; upstreamRoot?: string | undefined }) {
+  if (!config.upstreamRoot) return;
+  const pin = config.upstreamRoot.startsWith('sha256:') ? config.upstreamRoot : relative(process.cwd(), config.upstreamRoot);
+  console.log(
+    config.upstream
+      ? `  Catalog:   mirrored from ${config.upstream} (pinned root ${pin}); \`patchwarden catalog sync\` syncs now`
+      : `  Catalog:   air-gapped (pinned root ${pin}); \`patchwarden catalog import FILE\` takes an export file`,
+  );
+}
+
 export function serverCommands(program: Command): void {
   serverOptions(program.command('server').description('run the Patchwarden server (API and console)')).action(async (flags: ServerFlags) => {
     const { config, server } = await start(flags, { logLevel: 'info' });
     printBanner(server.url, config.dataDir, server.database.location, server.database.dialect, server.firstAdminToken);
+    printUpstream(config);
   });
 
   serverOptions(

@@ -4,6 +4,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { BUNDLE_DEFAULT_MAX_BYTES, parsePublicKeyFile, PatchwardenError } from '@patchwarden/core';
 import type { AppContext } from '../http/context.js';
 import { currentCustomRole, listCustomRole, uploadBundle } from './bundles.js';
+import { importOfflineMetadata } from './tuf/offline.js';
 
 export function bundleRoutes(ctx: AppContext, opts: { maxBundleBytes?: number } = {}): FastifyPluginAsyncZod {
   const maxBytes = opts.maxBundleBytes ?? BUNDLE_DEFAULT_MAX_BYTES;
@@ -74,6 +75,32 @@ export function bundleRoutes(ctx: AppContext, opts: { maxBundleBytes?: number } 
           })),
         };
       },
+    );
+
+    app.get(
+      '/api/v1/catalog/metadata/:role',
+      {
+        config: admin,
+        schema: { tags: ['catalog'], summary: 'The current root or top-level targets document, to sign its next version offline', params: z.strictObject({ role: z.enum(['root', 'targets']) }) },
+      },
+      async (req, reply) => {
+        if (!(await ctx.tuf.initialized())) throw new PatchwardenError('E_NOT_FOUND', 'the catalog has no root yet', { hint: 'make one offline with `patchwarden keys root-init` and import it with `patchwarden catalog import-metadata`' });
+        return reply.type('application/json').send((await ctx.tuf.role(req.params.role)).bytes);
+      },
+    );
+
+    app.post(
+      '/api/v1/catalog/metadata',
+      {
+        config: admin,
+        bodyLimit: 4 * 1024 * 1024,
+        schema: {
+          tags: ['catalog'],
+          summary: 'Import root and/or top-level targets signed offline (a first root with its targets, a root rotation, new authors)',
+          body: z.strictObject({ root: z.record(z.string(), z.unknown()).optional(), targets: z.record(z.string(), z.unknown()).optional() }),
+        },
+      },
+      async (req) => importOfflineMetadata(ctx.tuf, ctx.now(), req.body),
     );
 
     app.get(

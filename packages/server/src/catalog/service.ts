@@ -33,6 +33,11 @@ export async function publishVendorPatches(
       });
     }
   }
+  if (!(await ctx.tuf.initialized())) {
+    throw new PatchwardenError('E_CONFLICT', 'the catalog has no root yet, so nothing can be signed into it', {
+      hint: 'make root and targets offline with `patchwarden keys root-init`, then `patchwarden catalog import-metadata 1.root.json 1.targets.json`',
+    });
+  }
   let result!: UpsertResult;
   let signed = { bins: 0, targets: 0 };
   await ctx.db.transaction().execute(async (tx) => {

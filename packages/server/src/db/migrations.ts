@@ -268,10 +268,57 @@ const signedCatalog = (dialect: Dialect): Migration => ({
   },
 });
 
+/**
+ * Local patch servers. On the central server, `sites`: the credential each local server syncs
+ * with (sha256 of the token, like device tokens), its mode and what it last reported having. On
+ * a local server, `mirror_state`: the metadata its last sync verified (root, timestamp, snapshot
+ * bytes as trusted; the other roles' versions are the mirrored `tuf_roles`, written in the same
+ * transaction), so a restart continues incrementally, and how the last attempt went.
+ */
+const sites = (dialect: Dialect): Migration => ({
+  async up(db: Db) {
+    const bytes = dialect === 'postgres' ? 'bytea' : 'blob';
+    await db.schema
+      .createTable('sites')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull().unique())
+      .addColumn('mode', 'text', (c) => c.notNull())
+      .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('revoked_at', 'bigint')
+      .addColumn('last_seen_at', 'bigint')
+      .addColumn('reported_at', 'bigint')
+      .addColumn('report_json', 'text')
+      .execute();
+    await db.schema
+      .createTable('mirror_state')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('source', 'text', (c) => c.notNull())
+      .addColumn('pinned_sha256', 'text', (c) => c.notNull())
+      .addColumn('root', sql.raw(bytes), (c) => c.notNull())
+      .addColumn('timestamp', sql.raw(bytes))
+      .addColumn('snapshot', sql.raw(bytes))
+      .addColumn('site_name', 'text')
+      .addColumn('site_mode', 'text')
+      .addColumn('last_attempt_at', 'bigint')
+      .addColumn('last_success_at', 'bigint')
+      .addColumn('last_error', 'text')
+      .addColumn('last_result', 'text')
+      .addColumn('updated_at', 'bigint', (c) => c.notNull())
+      .execute();
+  },
+});
+
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations() {
-      return { '0001_initial': initial(dialect), '0002_compliance': compliance(dialect), '0003_overlays': overlays(), '0004_signed_catalog': signedCatalog(dialect) };
+      return {
+        '0001_initial': initial(dialect),
+        '0002_compliance': compliance(dialect),
+        '0003_overlays': overlays(),
+        '0004_signed_catalog': signedCatalog(dialect),
+        '0005_sites': sites(dialect),
+      };
     },
   };
 }

@@ -173,6 +173,38 @@ export interface BundlesTable {
   retracted_at: number | null;
 }
 
+export interface SitesTable {
+  id: string;
+  name: string;
+  mode: 'replica' | 'autonomous';
+  token_hash: string;
+  created_at: number;
+  revoked_at: number | null;
+  last_seen_at: number | null;
+  reported_at: number | null;
+  /** what the site last reported: versions it serves, targets, its last error */
+  report_json: string | null;
+}
+
+/** One row ('central') on a local server: the trusted state of its mirror. */
+export interface MirrorStateTable {
+  id: string;
+  /** the upstream URL, or `file:NAME` of the last import */
+  source: string;
+  /** sha256 of the root the first sync was pinned to */
+  pinned_sha256: string;
+  root: Buffer;
+  timestamp: Buffer | null;
+  snapshot: Buffer | null;
+  site_name: string | null;
+  site_mode: string | null;
+  last_attempt_at: number | null;
+  last_success_at: number | null;
+  last_error: string | null;
+  last_result: string | null;
+  updated_at: number;
+}
+
 export interface DB {
   patches: PatchesTable;
   coverage: CoverageTable;
@@ -195,4 +227,6 @@ export interface DB {
   tuf_roles: TufRolesTable;
   tuf_targets: TufTargetsTable;
   bundles: BundlesTable;
+  sites: SitesTable;
+  mirror_state: MirrorStateTable;
 }

@@ -130,6 +130,24 @@ export class TufRepository {
     private readonly now: () => number,
   ) {}
 
+  /** The `vendors` role, version 1, with no vendor yet (a new catalog). */
+  async createVendors(tx: Db): Promise<void> {
+    const now = this.now();
+    const vendors = { _type: 'targets', spec_version: SPEC_VERSION, version: 1, expires: iso(now + LIFETIME.online), targets: {}, delegations: { keys: {}, roles: [] } };
+    await this.store(tx, 'vendors', 1, signMetadata(MetadataKind.Targets, vendors, [this.keys.online]), now + LIFETIME.online);
+  }
+
+  /** Runs `fn` in one transaction of the repository's database. */
+  async transaction<T>(fn: (tx: Transaction<DB>) => Promise<T>): Promise<T> {
+    return this.db.transaction().execute(fn);
+  }
+
+  /** The online key's public half: what an offline root names for timestamp and snapshot. */
+  get onlinePublic(): PublicKeyFile {
+    const k = this.keys.online;
+    return { type: 'patchwarden-public-key', name: k.name, role: k.role, keyid: k.keyid, public: k.public };
+  }
+
   /** Whether this server can sign top-level targets (add authors) itself. */
   get holdsTargetsKeys(): boolean {
     return (this.keys.targets ?? this.keys.root ?? []).length > 0;
@@ -166,8 +184,7 @@ export class TufRepository {
     await this.db.transaction().execute(async (tx) => {
       await this.store(tx, 'root', 1, signMetadata(MetadataKind.Root, root, rootKeys), now + LIFETIME.root);
       await this.store(tx, 'targets', 1, signMetadata(MetadataKind.Targets, this.topTargets(1, opts.authors ?? []), targetsKeys), now + LIFETIME.targets);
-      const vendors = { _type: 'targets', spec_version: SPEC_VERSION, version: 1, expires: iso(now + LIFETIME.online), targets: {}, delegations: { keys: {}, roles: [] } };
-      await this.store(tx, 'vendors', 1, signMetadata(MetadataKind.Targets, vendors, [online]), now + LIFETIME.online);
+      await this.createVendors(tx);
       await this.snapshotAndTimestamp(tx);
     });
   }
@@ -227,26 +244,29 @@ export class TufRepository {
       .execute();
   }
 
-  /** A new snapshot listing every targets role's version, then a timestamp naming it. */
-  async snapshotAndTimestamp(tx: Db) {
+  /**
+   * A new snapshot listing every targets role's version, then a timestamp naming it. `life`
+   * is longer only for an export file (signForExport).
+   */
+  async snapshotAndTimestamp(tx: Db, life: { snapshot: number; timestamp: number } = LIFETIME) {
     const now = this.now();
     const roles = await tx.selectFrom('tuf_roles').select(['name', 'version']).where('name', 'not in', ['root', 'snapshot', 'timestamp']).execute();
     const meta: Record<string, { version: number }> = {};
     for (const r of roles.sort((a, b) => (a.name < b.name ? -1 : 1))) meta[`${r.name}.json`] = { version: r.version };
     const prev = await tx.selectFrom('tuf_roles').select('version').where('name', '=', 'snapshot').executeTakeFirst();
     const sv = (prev?.version ?? 0) + 1;
-    const snap = signMetadata(MetadataKind.Snapshot, { _type: 'snapshot', spec_version: SPEC_VERSION, version: sv, expires: iso(now + LIFETIME.snapshot), meta }, [this.keys.online]);
-    await this.store(tx, 'snapshot', sv, snap, now + LIFETIME.snapshot);
+    const snap = signMetadata(MetadataKind.Snapshot, { _type: 'snapshot', spec_version: SPEC_VERSION, version: sv, expires: iso(now + life.snapshot), meta }, [this.keys.online]);
+    await this.store(tx, 'snapshot', sv, snap, now + life.snapshot);
     const prevTs = await tx.selectFrom('tuf_roles').select('version').where('name', '=', 'timestamp').executeTakeFirst();
     const tv = (prevTs?.version ?? 0) + 1;
     const ts = {
       _type: 'timestamp',
       spec_version: SPEC_VERSION,
       version: tv,
-      expires: iso(now + LIFETIME.timestamp),
+      expires: iso(now + life.timestamp),
       meta: { 'snapshot.json': { version: sv, length: snap.length, hashes: { sha256: sha256Hex(snap) } } },
     };
-    await this.store(tx, 'timestamp', tv, signMetadata(MetadataKind.Timestamp, ts, [this.keys.online]), now + LIFETIME.timestamp);
+    await this.store(tx, 'timestamp', tv, signMetadata(MetadataKind.Timestamp, ts, [this.keys.online]), now + life.timestamp);
   }
 
   /**
@@ -348,12 +368,18 @@ export class TufRepository {
   /**
    * Re-signs the online roles that have used half their life (timestamp, snapshot, vendor
    * roles and bins); reports offline roles that are close to expiry, which only their key
-   * holders can renew.
+   * holders can renew. "Half their life" counts from when the current version was signed,
+   * so a long-lived version signed for an export file is replaced on the normal schedule.
    */
   async refreshExpiring(): Promise<{ resigned: string[]; offlineExpiring: { role: string; expiresAt: number }[] }> {
     const now = this.now();
-    const roles = await this.db.selectFrom('tuf_roles').selectAll().execute();
-    const half = (life: number) => (r: { expires_at: number }) => r.expires_at - now < life / 2;
+    const roles = await this.db
+      .selectFrom('tuf_roles as r')
+      .leftJoin('tuf_files as f', (j) => j.onRef('f.role', '=', 'r.name').onRef('f.version', '=', 'r.version'))
+      .select(['r.name', 'r.version', 'r.expires_at', 'f.created_at as signed_at'])
+      .execute();
+    const half = (life: number) => (r: { expires_at: number; signed_at: number | null }) =>
+      Number(r.expires_at) - now < life / 2 || (r.signed_at !== null && now - Number(r.signed_at) > life / 2);
     const offline = new Set(['root', 'targets', 'custom']);
     const onlineDue = roles.filter((r) => !offline.has(r.name) && r.name !== 'snapshot' && r.name !== 'timestamp' && half(LIFETIME.online)(r)).map((r) => r.name);
     const snap = roles.find((r) => r.name === 'snapshot');
@@ -373,6 +399,34 @@ export class TufRepository {
     }
     const offlineExpiring = roles.filter((r) => offline.has(r.name) && r.expires_at - now < 30 * DAY).map((r) => ({ role: r.name, expiresAt: r.expires_at }));
     return { resigned, offlineExpiring };
+  }
+
+  /**
+   * For an export file (air-gapped sites): new versions of snapshot and timestamp that last
+   * `lifetime`, after re-signing the online targets roles that would expire before them. They
+   * are the live versions too (versions only go up); refreshExpiring replaces them by age, on
+   * the normal schedule. Answers when the exported metadata expires: the earliest expiry of
+   * any role, so an offline role (root, targets, custom) that expires sooner limits it.
+   */
+  async signForExport(lifetime: number): Promise<{ expiresAt: number; limitedBy: string | null }> {
+    const now = this.now();
+    const until = now + lifetime;
+    await this.db.transaction().execute(async (tx) => {
+      const roles = await tx.selectFrom('tuf_roles').select(['name', 'expires_at']).execute();
+      const notOnlineTargets = new Set(['root', 'targets', 'custom', 'snapshot', 'timestamp']);
+      const life = Math.max(lifetime, LIFETIME.online);
+      for (const r of roles) {
+        if (notOnlineTargets.has(r.name) || Number(r.expires_at) >= until) continue;
+        const cur = await this.role(r.name, tx);
+        const signed: Record<string, unknown> = { ...cur.json.signed, version: cur.version + 1, expires: iso(now + life) };
+        const bytes = signed.delegations ? signMetadata(MetadataKind.Targets, signed, [this.keys.online]) : signBinFast(signed, this.keys.online);
+        await this.store(tx, r.name, cur.version + 1, bytes, now + life);
+      }
+      await this.snapshotAndTimestamp(tx, { snapshot: lifetime, timestamp: lifetime });
+    });
+    const after = await this.db.selectFrom('tuf_roles').select(['name', 'expires_at']).orderBy('expires_at').execute();
+    const first = after[0]!;
+    return { expiresAt: Number(first.expires_at), limitedBy: Number(first.expires_at) < until ? first.name : null };
   }
 
   /**

@@ -34,7 +34,9 @@ export function tufRoutes(ctx: AppContext): FastifyPluginAsyncZod {
 
     app.get(
       '/api/v1/tuf-root',
-      { config: { auth: 'reader' }, schema: { tags: ['catalog'], summary: 'The newest root metadata, what agents and local servers pin (compare its sha256 out of band)' } },
+      // public: root metadata holds public keys only, and a device checks it (against a sha256 it
+      // was given out of band) before it sends its enrollment secret
+      { config: { auth: 'public' }, schema: { tags: ['catalog'], summary: 'The newest root metadata, what agents and local servers pin (compare its sha256 out of band)' } },
       async (_req, reply) => reply.type('application/json').send(await ctx.tuf.currentRoot()),
     );
   };

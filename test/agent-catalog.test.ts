@@ -61,12 +61,12 @@ describe('the agent and the signed catalog', () => {
 
   it('fetches a patch object that verifies from the pinned root', async () => {
     const data = join(dir, 'right');
-    const r = await cli(['agent', 'fetch-patch', 'debian/zlib-test.r1.json', '--data-dir', data, '--json']);
+    const r = await cli(['agent', 'fetch-patch', 'debian/zlib-test.json', '--data-dir', data, '--json']);
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ id: 'debian/zlib-test', revision: 1 });
-    const missing = await cli(['agent', 'fetch-patch', 'debian/nothing.r1.json', '--data-dir', data]);
+    const missing = await cli(['agent', 'fetch-patch', 'debian/nothing.json', '--data-dir', data]);
     expect(missing.status).toBe(4);
-    expect(missing.stderr).toMatch(/E_NOT_FOUND: the signed catalog has no debian\/nothing.r1.json/);
+    expect(missing.stderr).toMatch(/E_NOT_FOUND: the signed catalog has no debian\/nothing.json/);
     const status = await cli(['agent', 'status', '--data-dir', data, '--json']);
     expect(JSON.parse(status.stdout).catalogRootSha256).toBe(rootSha);
   });
@@ -82,7 +82,7 @@ describe('the agent and the signed catalog', () => {
       const { cpSync, writeFileSync } = await import('node:fs');
       cpSync(data, moved, { recursive: true });
       writeFileSync(join(moved, 'agent.json'), JSON.stringify({ ...state, server: other.url, token: other.adminToken }));
-      const r = await cli(['agent', 'fetch-patch', 'debian/zlib-test.r1.json', '--data-dir', moved]);
+      const r = await cli(['agent', 'fetch-patch', 'debian/zlib-test.json', '--data-dir', moved]);
       expect(r.status).toBe(10);
       expect(r.stderr).toMatch(/E_SIGNATURE_INVALID: the catalog does not verify/);
     } finally {
@@ -91,7 +91,7 @@ describe('the agent and the signed catalog', () => {
   });
 
   it('works the same from the single-file agent', () => {
-    const r = spawnSync(process.execPath, [join(ROOT, 'packages/agent/dist/patchwarden-agent.mjs'), 'fetch-patch', 'debian/zlib-test.r1.json', '--data-dir', join(dir, 'right')], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [join(ROOT, 'packages/agent/dist/patchwarden-agent.mjs'), 'fetch-patch', 'debian/zlib-test.json', '--data-dir', join(dir, 'right')], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).id).toBe('debian/zlib-test');
   });

@@ -70,7 +70,7 @@ describe('custom patches through the CLI', () => {
     expect(JSON.parse(r.stdout).manifest.install[0]).toMatchObject({ type: 'script', source: 'install.sh' });
     // the signed catalog serves the bundle byte for byte under its hash
     const sha = (await import('node:crypto')).createHash('sha256').update(readFileSync(bundle)).digest('hex');
-    const res = await fetch(`${server.url}/api/v1/tuf/targets/custom/${sha}.acme-hotfix-12.r1.bundle`, { headers: { authorization: `Bearer ${server.adminToken}` } });
+    const res = await fetch(`${server.url}/api/v1/tuf/targets/custom/${sha}.acme-hotfix-12.bundle`, { headers: { authorization: `Bearer ${server.adminToken}` } });
     expect(res.status).toBe(200);
     expect(Buffer.from(await res.arrayBuffer()).equals(readFileSync(bundle))).toBe(true);
   });

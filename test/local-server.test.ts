@@ -141,7 +141,7 @@ describe('a local patch server syncing from a central one, and an air-gapped sit
     writeFileSync(join(meta, 'root.json'), rootBytes);
     const u = new Updater({ metadataDir: meta, metadataBaseUrl: `${local.url}/api/v1/tuf/metadata`, targetDir: targets, targetBaseUrl: `${local.url}/api/v1/tuf/targets`, fetcher: new TokenFetcher(deviceToken) });
     await u.refresh();
-    const info = await u.getTargetInfo('debian/zlib-needed.r1.json');
+    const info = await u.getTargetInfo('debian/zlib-needed.json');
     expect(info).toBeDefined();
     const file = await u.downloadTarget(info!, join(targets, 'p.json'));
     expect(JSON.parse(readFileSync(file, 'utf8')).id).toBe('debian/zlib-needed');
@@ -198,7 +198,7 @@ describe('a local patch server syncing from a central one, and an air-gapped sit
     const r = await syncLocal();
     proxy.tamper(null);
     expect(r.status).toBe(10);
-    expect(r.stderr).toMatch(/E_DIGEST_MISMATCH: targets\/debian\/[0-9a-f]{64}\.tampered-1\.r1\.json: SHA-256/);
+    expect(r.stderr).toMatch(/E_DIGEST_MISMATCH: targets\/debian\/[0-9a-f]{64}\.tampered-1\.json: SHA-256/);
     expect(await servedTimestamp(local)).toBe(before);
     const ok = await syncLocal();
     expect(ok.status, ok.stderr).toBe(0);

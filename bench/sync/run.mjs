@@ -8,14 +8,13 @@
 //  of both processes.
 //  Goals: first sync ≤ 60 s; second sync ≤ 5% of the first sync's bytes and ≤ 5 s.
 import os from 'node:os';
-import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PatchManifest } from '@patchwarden/core';
-import { binBitsFor, buildApp, generateKey, loadOrCreateRepoKeys, loadServerConfig, openDatabase, publishVendorPatches, signBinFast, startServer, targetPathOf } from '@patchwarden/server';
+import { buildApp, loadOrCreateRepoKeys, loadServerConfig, openDatabase, publishVendorPatches, startServer } from '@patchwarden/server';
 import { allPackages } from '../packages.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -98,53 +97,6 @@ function startCentral(dataDir) {
     });
     child.on('exit', (code) => reject(new Error(`central exited with ${code}:\n${out}`)));
   });
-}
-
-/**
- * What the second sync would weigh with another bin layout, from this run's own sizes and the
- * same hash-bin rule (TAP 15: the first 32 bits of sha256(path), shifted): a model, not a
- * measurement. (a) target paths without the revision, so that a new revision stays in its bin;
- * (b) four times as many bins (two more bits); (c) both.
- */
-function whatIf(changed, second) {
-  const c = results.catalog;
-  const emptyBin = signBinFast({ _type: 'targets', spec_version: '1.0.31', version: 2, expires: '2027-01-01T00:00:00Z', targets: {} }, generateKey('x', 'online')).length;
-  const entry = (c.binBytesAvg - emptyBin) / c.patchesPerBin;
-  const bitsOf = new Map(NAMESPACES.map((ns) => [ns, binBitsFor(patches.filter((p) => p.id.startsWith(`${ns}/`)).length)]));
-  const binOf = (path, extra) => {
-    const ns = path.slice(0, path.indexOf('/'));
-    const bits = bitsOf.get(ns) + extra;
-    return `${ns}-${createHash('sha256').update(path).digest().readUInt32BE(0) >>> (32 - bits)}`;
-  };
-  const touched = (revisionInPath, extra) => {
-    const bins = new Set();
-    for (const p of changed) {
-      if (revisionInPath) {
-        bins.add(binOf(targetPathOf(p.id, 1, 'json'), extra));
-        bins.add(binOf(targetPathOf(p.id, 2, 'json'), extra));
-      } else bins.add(binOf(targetPathOf(p.id, 1, 'json').replace(/\.r\d+\.json$/, '.json'), extra));
-    }
-    return bins.size;
-  };
-  const fixed = second.targetBytes + 500; // the patch objects and the timestamp
-  const model = (revisionInPath, extra) => {
-    const factor = 2 ** extra;
-    const binBytes = emptyBin + entry / factor * c.patchesPerBin;
-    const snapshot = c.snapshotBytes * factor;
-    const first = c.targetBytes + c.bins * factor * binBytes + snapshot;
-    const n = touched(revisionInPath, extra);
-    const bytes = n * binBytes + snapshot + fixed;
-    return { binsTouched: n, bins: c.bins * factor, snapshotBytes: Math.round(snapshot), payloadBytes: Math.round(bytes), shareOfFirst: Number((bytes / first).toFixed(4)) };
-  };
-  return {
-    note: 'modelled from this run\'s sizes, not measured',
-    emptyBinBytes: emptyBin,
-    binEntryBytes: Math.round(entry),
-    asBuilt: model(true, 0),
-    revisionOutOfPath: model(false, 0),
-    fourTimesTheBins: model(true, 2),
-    both: model(false, 2),
-  };
 }
 
 const peakKiB = (pid) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
@@ -277,14 +229,13 @@ try {
     goalShare: 0.05,
     goalSeconds: 5,
   };
-  // why the share is what it is: the bins a change touches (a new revision's path may hash to
-  // another bin than the old one's, and both are re-signed), the snapshot fetched whole
+  // why the share is what it is: the bins a change touches (a new revision keeps its target
+  // name, so it stays in its bin), the snapshot fetched whole
   results.secondSync.explain = {
     binsChanged: second.changedRoles - 2,
     binsChangedShare: Number(((second.changedRoles - 2) / results.catalog.bins).toFixed(3)),
     snapshotShareOfFirst: Number((results.catalog.snapshotBytes / results.firstSync.payloadBytes).toFixed(4)),
   };
-  results.secondSync.whatIf = whatIf(changed, second);
   results.thirdSyncNothingChanged = await measure('third sync (nothing changed)');
   results.peakRssMiB = { local: Math.round(process.resourceUsage().maxRSS / 1024), central: Math.round(peakKiB(central.child.pid) / 1024) };
 } finally {

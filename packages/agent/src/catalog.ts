@@ -80,7 +80,7 @@ class TransportFetcher extends BaseFetcher {
   }
 }
 
-/** Fetches one target (`debian/NAME.rREV.json`, `custom/NAME.rREV.bundle`) and verifies it. */
+/** Fetches one target (`debian/NAME.json`, `custom/NAME.bundle`) and verifies it. */
 export async function fetchVerifiedTarget(dataDir: string, state: Pick<AgentState, 'server' | 'token'>, targetPath: string): Promise<Buffer> {
   const { meta, targets } = tufDir(dataDir);
   if (!existsSync(join(meta, 'root.json'))) {

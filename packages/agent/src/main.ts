@@ -54,7 +54,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (cmd === 'fetch-patch') {
-    if (!positionals[1]) throw new PatchwardenError('E_VALIDATION', 'fetch-patch needs a target path, e.g. debian/NAME.r1.json');
+    if (!positionals[1]) throw new PatchwardenError('E_VALIDATION', 'fetch-patch needs a target path, e.g. debian/NAME.json');
     const bytes = await fetchVerifiedTarget(opts.dataDir, loadState(opts.dataDir), positionals[1]);
     process.stdout.write(bytes);
     return 0;

@@ -79,7 +79,7 @@ export function agentCommands(program: Command): void {
 
   agent
     .command('fetch-patch <target>')
-    .description('fetch a patch object from the signed catalog and verify it from the pinned root (e.g. debian/NAME.r1.json)')
+    .description('fetch a patch object from the signed catalog and verify it from the pinned root (e.g. debian/NAME.json)')
     .option('--data-dir <dir>', "the agent's data directory", process.env.PATCHWARDEN_AGENT_DATA_DIR ?? DEFAULT_AGENT_DIR)
     .option('--out <file>', 'write the verified file here')
     .option('--json', 'print the verified manifest as JSON')

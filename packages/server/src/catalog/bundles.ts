@@ -23,7 +23,7 @@ import {
 } from '@patchwarden/core';
 import type { AppContext } from '../http/context.js';
 import { upsertPatchesIn } from './store.js';
-import { LIFETIME, patchOfTargetPath, targetPathOf } from './tuf/repo.js';
+import { LIFETIME, patchOfTargetPath, revisionOfTarget, targetPathOf } from './tuf/repo.js';
 
 type Ctx = Pick<AppContext, 'db' | 'tuf' | 'compliance' | 'now'>;
 
@@ -86,7 +86,7 @@ export async function uploadBundle(ctx: Ctx, bytes: Buffer, maxBytes: number): P
       .onConflict((oc) => oc.columns(['patch_id', 'revision']).doUpdateSet(row))
       .execute();
   });
-  return { id: m.id, revision: m.revision, path: targetPathOf(m.id, m.revision, 'bundle'), sha256: sha, length: bytes.length, signers: b.signers };
+  return { id: m.id, revision: m.revision, path: targetPathOf(m.id, 'bundle'), sha256: sha, length: bytes.length, signers: b.signers };
 }
 
 /** The current `custom` role (signed) or, before the first listing, a template for version 1. */
@@ -128,7 +128,9 @@ export async function listCustomRole(ctx: Ctx, body: unknown): Promise<{ version
   for (const [path, t] of entries) {
     const p = patchOfTargetPath(path);
     if (!p || p.kind !== 'bundle' || !p.id.startsWith('custom/')) throw new PatchwardenError('E_METADATA_INVALID', `the custom listing names ${JSON.stringify(path)}, which is not a custom bundle path`);
-    const { id, revision } = p;
+    const revision = revisionOfTarget(t.custom);
+    if (revision === null) throw new PatchwardenError('E_METADATA_INVALID', `the custom listing's entry for ${path} states no revision (custom.revision)`);
+    const { id } = p;
     const row = await ctx.db.selectFrom('bundles').selectAll().where('patch_id', '=', id).where('revision', '=', revision).executeTakeFirst();
     if (!row || row.sha256 !== t.hashes.sha256 || row.length !== t.length) {
       throw new PatchwardenError('E_DIGEST_MISMATCH', `the custom listing names ${path}, but no bundle with that hash and length was uploaded`, { hint: 'upload the bundle first (`patchwarden patch publish` does both)' });
@@ -150,7 +152,7 @@ export async function listCustomRole(ctx: Ctx, body: unknown): Promise<{ version
     await ctx.tuf.store(tx, 'custom', md.signed.version, bytes, Date.parse(md.signed.expires));
     await tx.deleteFrom('tuf_targets').where('role', '=', 'custom').execute();
     for (const b of bundles.values()) {
-      await tx.insertInto('tuf_targets').values({ path: targetPathOf(b.id, b.revision, 'bundle'), role: 'custom', length: b.length, sha256: b.sha256, patch_id: b.id, revision: b.revision }).execute();
+      await tx.insertInto('tuf_targets').values({ path: targetPathOf(b.id, 'bundle'), role: 'custom', length: b.length, sha256: b.sha256, patch_id: b.id, revision: b.revision }).execute();
       await tx.updateTable('bundles').set({ status: 'listed' }).where('patch_id', '=', b.id).where('revision', '=', b.revision).execute();
     }
     for (const r of retracted) {

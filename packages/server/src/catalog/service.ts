@@ -47,7 +47,7 @@ export async function publishVendorPatches(
     for (let i = 0; i < result.changed.length; i += 500) {
       const rows = await tx.selectFrom('patches').select(['id', 'revision', 'manifest_json']).where('id', 'in', result.changed.slice(i, i + 500)).execute();
       for (const r of rows) {
-        inputs.push({ path: targetPathOf(r.id, r.revision, 'json'), bytes: canonicalJson(JSON.parse(r.manifest_json)), patchId: r.id, revision: r.revision });
+        inputs.push({ path: targetPathOf(r.id, 'json'), bytes: canonicalJson(JSON.parse(r.manifest_json)), patchId: r.id, revision: r.revision });
       }
     }
     signed = await ctx.tuf.publishVendorTargets(inputs, tx);

@@ -16,7 +16,7 @@ import type { AppContext } from '../../http/context.js';
 import type { DB } from '../../db/schema.js';
 import { coverageKey, upsertPatchesIn } from '../store.js';
 import type { MirroredTarget, MirrorResult } from '../tuf/client.js';
-import { metadataPath, patchOfTargetPath } from '../tuf/repo.js';
+import { metadataPath, patchOfTargetPath, revisionOfTarget } from '../tuf/repo.js';
 import { MIRROR_ROW, type PinnedRoot } from './state.js';
 
 type Ctx = Pick<AppContext, 'db' | 'compliance' | 'now'>;
@@ -75,7 +75,8 @@ async function readManifests(db: Kysely<DB>, changed: [string, MirroredTarget][]
       if (!bytes) throw new PatchwardenError('E_INTERNAL', `${path}: verified, but not in the content store`);
       try {
         const m = p.kind === 'bundle' ? readBundle(bytes, { maxBytes: Number.MAX_SAFE_INTEGER }).manifest : parseManifest(JSON.parse(Buffer.from(bytes).toString('utf8')));
-        if (m.id !== p.id || m.revision !== p.revision) throw new Error(`it holds ${m.id} r${m.revision}`);
+        const stated = revisionOfTarget(t.custom);
+        if (m.id !== p.id || (stated !== null && m.revision !== stated)) throw new Error(`it holds ${m.id} r${m.revision}`);
         const prev = byId.get(m.id);
         if (!prev || prev.revision < m.revision) byId.set(m.id, m);
       } catch (err) {
@@ -188,7 +189,7 @@ export async function applySync(ctx: Ctx, input: ApplyInput): Promise<ApplyResul
         .values(
           input.changedTargets.slice(i, i + 500).map(([path, t]) => {
             const p = patchOfTargetPath(path);
-            return { path, role: t.role, length: t.length, sha256: t.sha256, patch_id: p?.id ?? null, revision: p?.revision ?? null };
+            return { path, role: t.role, length: t.length, sha256: t.sha256, patch_id: p?.id ?? null, revision: p ? revisionOfTarget(t.custom) : null };
           }),
         )
         .execute();

@@ -42,8 +42,8 @@ async function publishCustom(h: Harness) {
   const up = await h.app.inject({ method: 'POST', url: '/api/v1/catalog/bundles', headers: { authorization: `Bearer ${h.adminToken}`, 'content-type': 'application/octet-stream' }, payload: bundle });
   expect(up.statusCode, up.body).toBe(200);
   const cur = (await h.admin('GET', '/api/v1/catalog/custom-role')).json();
-  const path = targetPathOf('custom/acme-hotfix-12', 1, 'bundle');
-  const signed = JSON.parse(signTargetsRole({ ...cur.template, targets: { [path]: { length: bundle.length, hashes: { sha256: sha256Hex(bundle) } } } }, [author]).toString());
+  const path = targetPathOf('custom/acme-hotfix-12', 'bundle');
+  const signed = JSON.parse(signTargetsRole({ ...cur.template, targets: { [path]: { length: bundle.length, hashes: { sha256: sha256Hex(bundle) }, custom: { patch: 'custom/acme-hotfix-12', revision: 1 } } } }, [author]).toString());
   const listed = await h.admin('PUT', '/api/v1/catalog/custom-role', signed);
   expect(listed.statusCode, listed.body).toBe(200);
   return bundle;
@@ -101,7 +101,7 @@ for (const tdb of testDatabases) {
         expect(f.index).toMatchObject({ format: 'patchwarden-catalog-export', timestamp: ts.version, targets: 41 });
         expect(await f.coverage()).toEqual(bookworm);
         expect(Buffer.from((await f.get('metadata/1.root.json', 1e6))!).equals(await central.app.catalogContext.tuf.currentRoot())).toBe(true);
-        const b = await f.get(`targets/custom/${sha256Hex(bundle)}.acme-hotfix-12.r1.bundle`, bundle.length);
+        const b = await f.get(`targets/custom/${sha256Hex(bundle)}.acme-hotfix-12.bundle`, bundle.length);
         expect(Buffer.from(b!).equals(bundle)).toBe(true);
         expect(await f.get('../etc/passwd', 10)).toBeNull();
       } finally {
@@ -138,7 +138,7 @@ for (const tdb of testDatabases) {
       // byte for byte what the central server served when it exported
       const tuf = local.app.catalogContext.tuf;
       const listed = await local.db.selectFrom('tuf_targets').select(['path', 'sha256']).where('patch_id', '=', 'custom/acme-hotfix-12').executeTakeFirstOrThrow();
-      expect((await tuf.file(`targets/custom/${listed.sha256}.acme-hotfix-12.r1.bundle`))!.equals(bundle)).toBe(true);
+      expect((await tuf.file(`targets/custom/${listed.sha256}.acme-hotfix-12.bundle`))!.equals(bundle)).toBe(true);
       expect((await local.admin('GET', '/api/v1/tuf-root')).rawPayload.equals(readFileSync(join(dir, 'root.json')))).toBe(true);
       // an online sync needs an upstream this server does not have
       expect((await local.admin('POST', '/api/v1/mirror/sync')).json().error.code).toBe('E_CONFLICT');

@@ -53,20 +53,31 @@ export interface TargetInput {
 const iso = (ms: number) => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
 const tufKeyJson = (k: { public: PrivateKeyFile['public'] }) => ({ keytype: k.public.keytype, scheme: k.public.scheme, keyval: { public: k.public.keyval.public } });
 
-/** `debian/openssl-3.0.15-1~deb12u1` r2 → `debian/openssl-3.0.15-1~deb12u1.r2.json`. */
-export function targetPathOf(id: string, revision: number, kind: 'json' | 'bundle'): string {
+/**
+ * `debian/openssl-3.0.15-1~deb12u1` → `debian/openssl-3.0.15-1~deb12u1.json`. The revision is
+ * not part of the path: a new revision replaces the target under the same name (its hash and
+ * the `custom.revision` of its entry change), so it stays in the same hash bin and a re-sync
+ * fetches one bin, not two.
+ */
+export function targetPathOf(id: string, kind: 'json' | 'bundle'): string {
   const at = id.indexOf('/');
   // a target path has exactly two segments (namespace/name), so deeper ids write '/' as '.S.':
   // URL-safe (tuf-js puts target names into URLs as they are) and never part of an id, whose
   // letters are lowercase
-  return `${id.slice(0, at)}/${id.slice(at + 1).replaceAll('/', '.S.')}.r${revision}.${kind}`;
+  return `${id.slice(0, at)}/${id.slice(at + 1).replaceAll('/', '.S.')}.${kind}`;
 }
 
 /** The inverse of targetPathOf; null for a path that is not a patch target. */
-export function patchOfTargetPath(path: string): { id: string; revision: number; kind: 'json' | 'bundle' } | null {
-  const m = /^([a-z0-9][a-z0-9._+~-]*)\/([a-z0-9][a-z0-9._+~S-]*)\.r(\d{1,7})\.(json|bundle)$/.exec(path);
+export function patchOfTargetPath(path: string): { id: string; kind: 'json' | 'bundle' } | null {
+  const m = /^([a-z0-9][a-z0-9._+~-]*)\/([a-z0-9][a-z0-9._+~S-]*)\.(json|bundle)$/.exec(path);
   if (!m) return null;
-  return { id: `${m[1]}/${m[2]!.replaceAll('.S.', '/')}`, revision: Number(m[3]), kind: m[4] as 'json' | 'bundle' };
+  return { id: `${m[1]}/${m[2]!.replaceAll('.S.', '/')}`, kind: m[3] as 'json' | 'bundle' };
+}
+
+/** The revision a target entry states in its `custom` field (what listings carry), or null. */
+export function revisionOfTarget(custom: unknown): number | null {
+  const r = (custom as { revision?: unknown } | null | undefined)?.revision;
+  return typeof r === 'number' && Number.isSafeInteger(r) && r >= 1 ? r : null;
 }
 
 /** Namespaces that would collide with a role of the repository itself. */

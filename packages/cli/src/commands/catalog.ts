@@ -429,6 +429,7 @@ interface SyncReport {
   expires: string;
   metadata: { changedRoles: number; files: number; bytes: number };
   targets: { listed: number; fetched: number; bytes: number; alreadyHeld: number };
+  payloads?: { referenced: number; fetched: number; bytes: number; unavailable: number };
   patches: { created: number; updated: number; removed: number; unreadable: { path: string; reason: string }[] };
   transfer: { requests: number; bytes: number };
   seconds: number;
@@ -517,6 +518,9 @@ function printSyncReport(r: SyncReport, verb: string): void {
   console.log(`${verb} from ${r.source}: ${r.changed ? 'catalog updated' : 'nothing new'} (root v${r.root}, snapshot v${r.snapshot}, timestamp v${r.timestamp})`);
   console.log(`  metadata: ${r.metadata.files} file(s), ${mib(r.metadata.bytes)}; targets: ${r.targets.fetched} fetched (${mib(r.targets.bytes)}), ${r.targets.alreadyHeld} already held, ${r.targets.listed} listed`);
   console.log(`  patches:  ${r.patches.created} new, ${r.patches.updated} updated, ${r.patches.removed} removed; ${r.seconds} s`);
+  if (r.payloads?.referenced) {
+    console.log(`  package files: ${r.payloads.fetched} fetched (${mib(r.payloads.bytes)}), ${r.payloads.unavailable} not cached upstream, of ${r.payloads.referenced} the changed patches install`);
+  }
   for (const u of r.patches.unreadable.slice(0, 10)) console.log(`  not read by this server's compliance: ${u.path}: ${u.reason}`);
   console.log(`  valid until ${day(r.expires)}`);
 }

@@ -41,6 +41,8 @@ export const ExportIndex = z.object({
   snapshot: z.number().int(),
   roles: z.number().int(),
   targets: z.number().int(),
+  /** cached vendor package files the exported patches install */
+  payloads: z.number().int().default(0),
 });
 export type ExportIndex = z.infer<typeof ExportIndex>;
 
@@ -104,6 +106,19 @@ export async function buildExport(ctx: Pick<AppContext, 'db' | 'tuf' | 'complian
     };
   });
   const currentRoot = roots.find((r) => r.version === versions.root);
+  // the cached vendor package files the catalog's patches install: an air-gapped site has no
+  // other way to get them (each is checked there against the signed manifest that names it)
+  const payloads: string[] = [];
+  {
+    const refs = new Set<string>();
+    for (const m of (await ctx.compliance.catalog()).manifests.values()) {
+      for (const a of [...(m.install ?? []), ...(m.undo ?? [])]) if (a.type === 'package' && a.fetch) refs.add(a.fetch.sha256);
+    }
+    const list = [...refs];
+    for (let i = 0; i < list.length; i += 500) {
+      for (const r of await ctx.db.selectFrom('content').select('sha256').where('sha256', 'in', list.slice(i, i + 500)).execute()) payloads.push(r.sha256);
+    }
+  }
   const coverage = (await ctx.compliance.catalog()).coverage;
   const index: ExportIndex = {
     format: EXPORT_FORMAT,
@@ -115,6 +130,7 @@ export async function buildExport(ctx: Pick<AppContext, 'db' | 'tuf' | 'complian
     snapshot: versions.snapshot,
     roles: versions.roles,
     targets: targets.length,
+    payloads: payloads.length,
   };
   const db = ctx.db;
   async function* parts(): AsyncGenerator<Buffer> {
@@ -127,6 +143,10 @@ export async function buildExport(ctx: Pick<AppContext, 'db' | 'tuf' | 'complian
       if (rows.length !== Math.min(200, targets.length - i)) throw new PatchwardenError('E_INTERNAL', 'a listed target is missing from the content store');
       for (const r of rows) yield* tarEntry(`targets/${r.sha256}`, r.bytes);
     }
+    for (let i = 0; i < payloads.length; i += 50) {
+      const rows = await db.selectFrom('content').select(['sha256', 'bytes']).where('sha256', 'in', payloads.slice(i, i + 50)).execute();
+      for (const r of rows) yield* tarEntry(`payloads/${r.sha256}`, r.bytes);
+    }
     yield Buffer.alloc(BLOCK * 2);
   }
   return { index, limitedBy, stream: Readable.from(parts(), { objectMode: false }) };
@@ -134,7 +154,7 @@ export async function buildExport(ctx: Pick<AppContext, 'db' | 'tuf' | 'complian
 
 // ─── Reading ─────────────────────────────────────────────────────────────────
 
-const NAME = /^(patchwarden-export\.json|coverage\.json|metadata\/(timestamp|[1-9]\d{0,9}\.[A-Za-z0-9._%-]{1,200})\.json|targets\/[0-9a-f]{64})$/;
+const NAME = /^(patchwarden-export\.json|coverage\.json|metadata\/(timestamp|[1-9]\d{0,9}\.[A-Za-z0-9._%-]{1,200})\.json|(targets|payloads)\/[0-9a-f]{64})$/;
 
 function limitOf(name: string): number {
   if (name === 'patchwarden-export.json') return LIMITS.index;
@@ -191,6 +211,16 @@ export class ExportFile implements RemoteRepository {
     if (!e) return null;
     this.counters.requests++;
     // never more than the caller's limit and one byte (which it refuses)
+    const bytes = await readAt(this.fh, e.offset, Math.min(e.size, maxBytes + 1));
+    this.counters.bytes += bytes.length;
+    return bytes;
+  }
+
+  /** A vendor payload carried in the file, by sha256; null when it has none. */
+  async payload(sha256: string, maxBytes: number): Promise<Uint8Array | null> {
+    const e = this.entries.get(`payloads/${sha256}`);
+    if (!e) return null;
+    this.counters.requests++;
     const bytes = await readAt(this.fh, e.offset, Math.min(e.size, maxBytes + 1));
     this.counters.bytes += bytes.length;
     return bytes;

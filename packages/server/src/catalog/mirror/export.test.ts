@@ -189,6 +189,34 @@ for (const tdb of testDatabases) {
       expect(r.json().changed).toBe(true);
     });
 
+    it('carries the cached vendor package files the patches install, each checked against its signed manifest', async () => {
+      const deb = Buffer.from('!<arch>\na real .deb would be here, fetched once by cache-payloads\n');
+      const missing = Buffer.from('a file the central server never cached');
+      const withFile = (id: string, b: Buffer) => ({
+        ...zlibPatch(id, '1:1.2.13.dfsg-1+pay'),
+        install: [{ type: 'package', manager: 'apt', op: 'upgrade', name: 'zlib1g', version: '1:1.2.13.dfsg-1+pay', fetch: { repository: 'http://deb.example.org/debian', path: `pool/${id.slice(7)}.deb`, size: b.length, sha256: sha256Hex(b) } }],
+      });
+      expect((await central.admin('POST', '/api/v1/catalog/patches', { patches: [withFile('debian/zlib-cached', deb), withFile('debian/zlib-uncached', missing)], coverage: [], source: { kind: 'osv' } })).statusCode).toBe(200);
+      // as `catalog cache-payloads` leaves it: the file in the central content store
+      await central.database.db.insertInto('content').values({ sha256: sha256Hex(deb), length: deb.length, bytes: deb, created_at: now() }).execute();
+      const res = await central.admin('GET', '/api/v1/catalog/export-file');
+      const path = join(dir, 'with-payloads.tar');
+      writeFileSync(path, res.rawPayload);
+      const f = await ExportFile.open(path);
+      try {
+        expect(f.index.payloads).toBe(1);
+      } finally {
+        await f.close();
+      }
+      const r = await local.app.inject({ method: 'POST', url: '/api/v1/mirror/import', headers: { authorization: `Bearer ${local.adminToken}`, 'content-type': 'application/x-tar' }, payload: res.rawPayload });
+      expect(r.statusCode, r.body).toBe(200);
+      expect(r.json().payloads).toEqual({ referenced: 2, fetched: 1, bytes: deb.length, unavailable: 1 });
+      const got = await local.admin('GET', `/api/v1/content/${sha256Hex(deb)}`);
+      expect(got.statusCode).toBe(200);
+      expect(got.rawPayload.equals(deb)).toBe(true);
+      expect((await local.admin('GET', `/api/v1/content/${sha256Hex(missing)}`)).statusCode).toBe(404);
+    });
+
     it('an export file from another catalog does not verify against the pinned root', async () => {
       const other = await makeHarness(await openIsolated(tdb));
       try {

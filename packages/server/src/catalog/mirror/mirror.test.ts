@@ -38,6 +38,7 @@ class Tap implements UpstreamSource {
     return bytes && this.alter(path, bytes, this);
   }
   rootBySha256 = () => this.inner.rootBySha256();
+  payload = (sha: string, max: number) => this.inner.payload(sha, max);
   coverage = () => this.inner.coverage();
   self = () => this.inner.self();
   json = <T>(m: 'GET' | 'POST', p: string, b?: unknown) => this.inner.json<T>(m, p, b);
@@ -163,6 +164,34 @@ for (const tdb of testDatabases) {
       expect(again.metadata.files).toBe(1);
       expect(again.targets.fetched).toBe(0);
       expect((await central.admin('GET', '/api/v1/sites')).json().items[0].behind).toBe(false);
+    });
+
+    it("copies the vendor package files the new patches install from the central server's content store, checked against the signed manifest", async () => {
+      const deb = Buffer.from('!<arch>\nthe package file a patch installs\n');
+      const lying = Buffer.from('what the central store holds under another hash');
+      const withFile = (id: string, sha: string, size: number) => ({
+        ...zlibPatch(id, '1:1.2.13.dfsg-1+deb'),
+        install: [{ type: 'package', manager: 'apt', op: 'upgrade', name: 'zlib1g', version: '1:1.2.13.dfsg-1+deb', fetch: { repository: 'http://deb.example.org/debian', path: `pool/${id.slice(7)}.deb`, size, sha256: sha } }],
+      });
+      const wrongSha = sha256Hex(Buffer.from('the manifest names this'));
+      const patches = [withFile('debian/zlib-with-deb', sha256Hex(deb), deb.length), withFile('debian/zlib-lying', wrongSha, lying.length)];
+      expect((await central.admin('POST', '/api/v1/catalog/patches', { patches, coverage: [], source: { kind: 'bench' } })).statusCode).toBe(200);
+      await central.database.db.insertInto('content').values({ sha256: sha256Hex(deb), length: deb.length, bytes: deb, created_at: now() }).execute();
+      // a central store that answers with other bytes under the named hash is not believed
+      alter = (path, bytes) => bytes;
+      const inner = tap!.inner;
+      const realPayload = inner.payload.bind(inner);
+      inner.payload = async (sha, max) => (sha === wrongSha ? new Uint8Array(lying) : realPayload(sha, max));
+      try {
+        const r = await sync();
+        expect(r.payloads).toEqual({ referenced: 2, fetched: 1, bytes: deb.length, unavailable: 1 });
+      } finally {
+        alter = undefined;
+      }
+      const got = await local.admin('GET', `/api/v1/content/${sha256Hex(deb)}`);
+      expect(got.statusCode).toBe(200);
+      expect(got.rawPayload.equals(deb)).toBe(true);
+      expect((await local.admin('GET', `/api/v1/content/${wrongSha}`)).statusCode).toBe(404);
     });
 
     it('continues incrementally after a restart, from the state in the database', async () => {

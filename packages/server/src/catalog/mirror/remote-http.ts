@@ -70,6 +70,14 @@ export class HttpRemote implements RemoteRepository {
     return res.body;
   }
 
+  /** A cached vendor payload of the central server's content store, by its sha256; null when it has none. */
+  async payload(sha256: string, maxBytes: number): Promise<Uint8Array | null> {
+    const res = await this.request('GET', `api/v1/content/${sha256}`, maxBytes);
+    if (res.status === 404) return null;
+    if (res.status !== 200) throw this.failure(res);
+    return res.body;
+  }
+
   /** The newest root the central server serves (for a pin given as a sha256 only). */
   async currentRoot(maxBytes: number): Promise<Uint8Array> {
     const res = await this.request('GET', 'api/v1/tuf-root', maxBytes);

@@ -25,6 +25,8 @@ export interface SyncSource extends RemoteRepository {
   rootBySha256(sha256: string): Promise<Uint8Array | null>;
   /** the platforms the catalog covers, as the source states them (unsigned); null: unknown */
   coverage(): Promise<Platform[] | null>;
+  /** a cached vendor payload (.deb …) by sha256, checked here against the signed manifest; null: not there */
+  payload?(sha256: string, maxBytes: number): Promise<Uint8Array | null>;
 }
 
 export interface SyncProgress {
@@ -38,6 +40,8 @@ export interface SyncReport extends ApplyResult {
   source: string;
   metadata: { changedRoles: number; newRoots: number; files: number; bytes: number };
   targets: { listed: number; fetched: number; bytes: number; alreadyHeld: number };
+  /** vendor package files the changed patches install, from the source's content store */
+  payloads: PayloadReport;
   /** listings the delegation rules did not give to the role that made them */
   refused: number;
   /** requests and body bytes of the whole sync (metadata and targets) */
@@ -109,6 +113,9 @@ export async function syncCatalog(ctx: Ctx, source: SyncSource, opts: SyncOption
   tell();
   const coverage = await source.coverage();
   const applied = await applySync(ctx, { result, firstRoot, pin: opts.pin, source: source.describe, coverage, changedTargets: wanted, served });
+  // after the switch: a cache, so a payload that fails only stays uncached (the next sync, or
+  // `catalog cache-payloads`, tries again)
+  const payloads = await mirrorPayloads(ctx, source, wanted);
   progress.phase = 'done';
   tell();
   return {
@@ -116,10 +123,64 @@ export async function syncCatalog(ctx: Ctx, source: SyncSource, opts: SyncOption
     ...applied,
     metadata: { changedRoles: result.changedRoles.length, newRoots: result.newRoots.length, files: result.fetched.files, bytes: result.fetched.bytes },
     targets: { listed: result.targets.size, fetched: toFetch.size, bytes: targetBytes, alreadyHeld: wanted.length - toFetch.size },
+    payloads,
     refused: result.refused.length,
     transfer: { requests: source.counters.requests, bytes: source.counters.bytes },
     seconds: Number(((performance.now() - started) / 1000).toFixed(2)),
   };
+}
+
+export interface PayloadReport {
+  referenced: number;
+  fetched: number;
+  bytes: number;
+  /** not in the source's content store (not cached there), or refused */
+  unavailable: number;
+}
+
+/**
+ * The vendor package files that the changed patch objects install (`fetch` on package actions),
+ * copied from the source's content store, so undo and air-gapped sites work after the vendor's
+ * mirror drops a version. Each is checked against the size and sha256 of the signed manifest
+ * that names it; anything else is not stored.
+ */
+async function mirrorPayloads(ctx: Ctx, source: SyncSource, changed: [string, MirroredTarget][]): Promise<PayloadReport> {
+  const report: PayloadReport = { referenced: 0, fetched: 0, bytes: 0, unavailable: 0 };
+  if (!source.payload) return report;
+  const refs = new Map<string, number>();
+  const json = changed.filter(([path]) => path.endsWith('.json')).map(([, t]) => t.sha256);
+  for (let i = 0; i < json.length; i += 200) {
+    for (const r of await ctx.db.selectFrom('content').select('bytes').where('sha256', 'in', json.slice(i, i + 200)).execute()) {
+      let m: { install?: unknown[]; undo?: unknown[] };
+      try {
+        m = JSON.parse(Buffer.from(r.bytes).toString('utf8')) as typeof m;
+      } catch {
+        continue; // verified but unreadable: the switch already left it out of compliance
+      }
+      for (const a of [...(m.install ?? []), ...(m.undo ?? [])] as { type?: string; fetch?: { sha256?: unknown; size?: unknown } }[]) {
+        const f = a?.type === 'package' ? a.fetch : undefined;
+        if (f && typeof f.sha256 === 'string' && /^[0-9a-f]{64}$/.test(f.sha256) && typeof f.size === 'number') refs.set(f.sha256, f.size);
+      }
+    }
+  }
+  report.referenced = refs.size;
+  const shas = [...refs.keys()];
+  const held = new Set<string>();
+  for (let i = 0; i < shas.length; i += 500) {
+    for (const r of await ctx.db.selectFrom('content').select('sha256').where('sha256', 'in', shas.slice(i, i + 500)).execute()) held.add(r.sha256);
+  }
+  for (const [sha, size] of refs) {
+    if (held.has(sha)) continue;
+    const bytes = await source.payload(sha, size);
+    if (!bytes || bytes.length !== size || sha256Hex(bytes) !== sha) {
+      report.unavailable++;
+      continue;
+    }
+    await ctx.db.insertInto('content').values({ sha256: sha, length: size, bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), created_at: ctx.now() }).onConflict((oc) => oc.column('sha256').doNothing()).execute();
+    report.fetched++;
+    report.bytes += size;
+  }
+  return report;
 }
 
 /**

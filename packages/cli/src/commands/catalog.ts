@@ -129,35 +129,58 @@ function groups(r: AptImport): { releases: AptRelease[]; patches: Manifest[]; co
   return [...out.values()].filter((g) => g.patches.length > 0);
 }
 
-async function upload(r: AptImport, f: ImportFlags, batchSize: number): Promise<UploadResult> {
+/**
+ * Uploads groups of patches (one source and coverage each) in batches, with a progress bar:
+ * the server records where each group came from.
+ */
+async function uploadGroups(
+  f: ClientOptions & { json?: boolean },
+  total: number,
+  groups: { patches: Manifest[]; coverage: Platform[]; source: Record<string, unknown> }[],
+  batchSize: number,
+): Promise<UploadResult> {
   const client = ApiClient.from(f);
-  const total: UploadResult = { created: 0, updated: 0, unchanged: 0 };
+  const sum: UploadResult = { created: 0, updated: 0, unchanged: 0 };
   const { SingleBar, Presets } = await import('cli-progress');
   const bar = !f.json && process.stderr.isTTY ? new SingleBar({ format: 'uploading {bar} {value}/{total} patches', stream: process.stderr }, Presets.shades_classic) : null;
-  bar?.start(r.patches.length, 0);
+  bar?.start(total, 0);
   try {
-    for (const g of groups(r)) {
-      const rel = g.releases[0]!;
-      const source = {
-        kind: 'apt',
-        origin: rel.origin,
-        codename: rel.release,
-        suites: g.releases.map((x) => x.codename ?? x.suite!),
-        verified: g.releases.every((x) => x.verified),
-      };
+    for (const g of groups) {
       for (let i = 0; i < g.patches.length; i += batchSize) {
         const patches = g.patches.slice(i, i + batchSize);
-        const res = await client.call<UploadResult>('POST', '/api/v1/catalog/patches', { patches, coverage: g.coverage, source });
-        total.created += res.created;
-        total.updated += res.updated;
-        total.unchanged += res.unchanged;
+        const res = await client.call<UploadResult>('POST', '/api/v1/catalog/patches', { patches, coverage: g.coverage, source: g.source });
+        sum.created += res.created;
+        sum.updated += res.updated;
+        sum.unchanged += res.unchanged;
         bar?.increment(patches.length);
       }
     }
   } finally {
     bar?.stop();
   }
-  return total;
+  return sum;
+}
+
+async function upload(r: AptImport, f: ImportFlags, batchSize: number): Promise<UploadResult> {
+  return uploadGroups(
+    f,
+    r.patches.length,
+    groups(r).map((g) => {
+      const rel = g.releases[0]!;
+      return {
+        patches: g.patches,
+        coverage: g.coverage,
+        source: {
+          kind: 'apt',
+          origin: rel.origin,
+          codename: rel.release,
+          suites: g.releases.map((x) => x.codename ?? x.suite!),
+          verified: g.releases.every((x) => x.verified),
+        },
+      };
+    }),
+    batchSize,
+  );
 }
 
 function printSummary(r: AptImport, result: { upload?: UploadResult; out?: string }, formatProblem: (p: AptImport['problems'][number]) => string): void {
@@ -221,31 +244,15 @@ type FeedFlags = ClientOptions & { out?: string; json?: boolean; batchSize: stri
 
 /** One upload per release: the server records which feed and release the patches came from. */
 async function uploadFeed(r: FeedImport, f: FeedFlags, batchSize: number): Promise<UploadResult> {
-  const client = ApiClient.from(f);
-  const total: UploadResult = { created: 0, updated: 0, unchanged: 0 };
-  const { SingleBar, Presets } = await import('cli-progress');
-  const bar = !f.json && process.stderr.isTTY ? new SingleBar({ format: 'uploading {bar} {value}/{total} patches', stream: process.stderr }, Presets.shades_classic) : null;
-  bar?.start(r.patches.length, 0);
-  try {
-    for (const rel of r.releases) {
-      const ofRelease = (pl: Platform) => pl.distribution === rel.distribution && pl.release === rel.release;
-      const patches = r.patches.filter((p) => p.platforms.some(ofRelease));
-      if (patches.length === 0) continue;
-      const source = { kind: r.kind, release: `${rel.distribution}/${rel.release}`, inputs: r.inputs.map((i) => i.location) };
-      const coverage = r.coverage.filter(ofRelease);
-      for (let i = 0; i < patches.length; i += batchSize) {
-        const batch = patches.slice(i, i + batchSize);
-        const res = await client.call<UploadResult>('POST', '/api/v1/catalog/patches', { patches: batch, coverage, source });
-        total.created += res.created;
-        total.updated += res.updated;
-        total.unchanged += res.unchanged;
-        bar?.increment(batch.length);
-      }
-    }
-  } finally {
-    bar?.stop();
-  }
-  return total;
+  const groups = r.releases.map((rel) => {
+    const ofRelease = (pl: Platform) => pl.distribution === rel.distribution && pl.release === rel.release;
+    return {
+      patches: r.patches.filter((p) => p.platforms.some(ofRelease)),
+      coverage: r.coverage.filter(ofRelease),
+      source: { kind: r.kind, release: `${rel.distribution}/${rel.release}`, inputs: r.inputs.map((i) => i.location) },
+    };
+  });
+  return uploadGroups(f, r.patches.length, groups.filter((g) => g.patches.length > 0), batchSize);
 }
 
 function printFeedSummary(r: FeedImport, result: { upload?: UploadResult; out?: string }, formatFeedProblem: (p: FeedProblem) => string): void {

@@ -6,6 +6,7 @@
  */
 import { PatchwardenError, sha256Hex, type PatchManifest, type RepositoryFile } from '@patchwarden/core';
 import type { AppContext } from '../http/context.js';
+import { readBounded } from '../http/read-bounded.js';
 
 type Ctx = Pick<AppContext, 'db' | 'compliance' | 'now'>;
 
@@ -46,16 +47,12 @@ async function download(f: RepositoryFile, fetchFn: typeof fetch, timeoutMs: num
   } catch (err) {
     throw new PatchwardenError('E_SERVER_UNREACHABLE', `cannot fetch ${url}: ${(err as Error).cause ?? (err as Error).message}`);
   }
-  if (!res.ok || !res.body) throw new PatchwardenError('E_NOT_FOUND', `${url}: HTTP ${res.status}`);
-  // read no more than the signed size says: a hostile mirror cannot fill the server's memory
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) {
-    n += c.length;
-    if (n > f.size) throw new PatchwardenError('E_DIGEST_MISMATCH', `${url} is larger than the ${f.size} bytes its signed index states`);
-    chunks.push(Buffer.from(c));
+  if (!res.ok || !res.body) {
+    await res.body?.cancel();
+    throw new PatchwardenError('E_NOT_FOUND', `${url}: HTTP ${res.status}`);
   }
-  const bytes = Buffer.concat(chunks);
+  // no more than the signed size says
+  const bytes = await readBounded(res, f.size, () => new PatchwardenError('E_DIGEST_MISMATCH', `${url} is larger than the ${f.size} bytes its signed index states`));
   if (bytes.length !== f.size) throw new PatchwardenError('E_DIGEST_MISMATCH', `${url} is ${bytes.length} bytes; its signed index states ${f.size}`);
   if (sha256Hex(bytes) !== f.sha256) throw new PatchwardenError('E_DIGEST_MISMATCH', `${url} does not match the sha256 of its signed index`, { hint: 'the mirror serves another file: try again later or another mirror' });
   return bytes;

@@ -3,6 +3,7 @@
  * then each Packages index it lists for the wanted components and architectures, each download
  * checked against the size and SHA256 the signed Release file gives.
  */
+import { readBounded } from '../../http/read-bounded.js';
 import { PatchwardenError } from '@patchwarden/core';
 import { MAX_INDEX_BYTES } from './decompress.js';
 import { defaultKeyrings } from './gpgv.js';
@@ -51,20 +52,11 @@ class Fetcher {
       await res.body?.cancel();
       throw new PatchwardenError('E_SERVER_UNREACHABLE', `${url}: HTTP ${res.status}`);
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const reader = res.body!.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.length;
-      if (size > maxBytes) {
-        await reader.cancel();
-        throw new PatchwardenError('E_VALIDATION', `${url} is larger than the ${maxBytes} bytes expected`, { hint: 'the mirror serves another file than its Release file lists: try another mirror' });
-      }
-      chunks.push(Buffer.from(value));
-    }
-    return Buffer.concat(chunks);
+    return readBounded(
+      res,
+      maxBytes,
+      () => new PatchwardenError('E_VALIDATION', `${url} is larger than the ${maxBytes} bytes expected`, { hint: 'the mirror serves another file than its Release file lists: try another mirror' }),
+    );
   }
 }
 

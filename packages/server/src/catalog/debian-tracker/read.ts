@@ -4,6 +4,7 @@
  * The document is one JSON value: if it is not JSON (a truncated download), nothing in it can be
  * trusted and the import stops with the byte offset where it broke.
  */
+import { readBounded } from '../../http/read-bounded.js';
 import { readFile, stat } from 'node:fs/promises';
 import { PatchwardenError } from '@patchwarden/core';
 import { decompress } from '../apt/decompress.js';
@@ -36,20 +37,7 @@ async function download(url: string, opts: TrackerImportOptions, max: number): P
     await res.body?.cancel();
     throw new PatchwardenError(res.status === 404 ? 'E_NOT_FOUND' : 'E_SERVER_UNREACHABLE', `${url}: HTTP ${res.status}`);
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const reader = res.body!.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > max) {
-      await reader.cancel();
-      throw new PatchwardenError('E_FEED_INVALID', `${url} is larger than ${max} bytes`, { hint: 'is it the tracker JSON? It is about 100 MB' });
-    }
-    chunks.push(Buffer.from(value));
-  }
-  return Buffer.concat(chunks);
+  return readBounded(res, max, () => new PatchwardenError('E_FEED_INVALID', `${url} is larger than ${max} bytes`, { hint: 'is it the tracker JSON? It is about 100 MB' }));
 }
 
 async function load(location: string, opts: TrackerImportOptions, problems: FeedProblems, max: number): Promise<Buffer> {

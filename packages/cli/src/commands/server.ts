@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Command } from 'commander';
 import { ADMIN_TOKEN_FILE } from '@patchwarden/core';
+import type { RunningServer } from '@patchwarden/server';
 
 interface ServerFlags {
   port?: string;
@@ -59,6 +61,17 @@ async function start(flags: ServerFlags, defaults: { logLevel: string }) {
   return { config, server };
 }
 
+/** The catalog line: where its root comes from, and the fingerprint devices are told to expect. */
+async function catalogLine(server: RunningServer): Promise<string | null> {
+  const tuf = server.app.catalogContext.tuf;
+  // a local server says where its catalog comes from in its own line (printUpstream)
+  if (server.app.mirror) return null;
+  if (!(await tuf.initialized())) return '  Root:      none yet: make one offline (`patchwarden keys root-init`) and import it (`patchwarden catalog import-metadata`)';
+  const sha = createHash('sha256').update(await tuf.currentRoot()).digest('hex');
+  const where = tuf.holdsTargetsKeys ? 'local mode: this server holds its root key' : 'kept offline';
+  return `  Root:      sha256 ${sha}\n             (${where}; agents check it with \`agent enroll --root-sha256 …\`)`;
+}
+
 function printBanner(url: string, dataDir: string, dbLocation: string, dialect: string, firstToken: string | null) {
   const rel = relative(process.cwd(), dataDir) || '.';
   console.log(`\nPatchwarden is running.`);
@@ -93,6 +106,8 @@ export function serverCommands(program: Command): void {
   serverOptions(program.command('server').description('run the Patchwarden server (API and console)')).action(async (flags: ServerFlags) => {
     const { config, server } = await start(flags, { logLevel: 'info' });
     printBanner(server.url, config.dataDir, server.database.location, server.database.dialect, server.firstAdminToken);
+    const root = await catalogLine(server);
+    if (root) console.log(root);
     printUpstream(config);
   });
 
@@ -106,6 +121,8 @@ export function serverCommands(program: Command): void {
     .action(async (flags: ServerFlags & { agent: boolean; import: boolean }) => {
       const { config, server } = await start(flags, { logLevel: 'warn' });
       printBanner(server.url, config.dataDir, server.database.location, server.database.dialect, server.firstAdminToken);
+      const root = await catalogLine(server);
+      if (root) console.log(root);
       if (flags.agent) {
         const { startBuiltInAgent } = await import('../local-agent.js');
         try {

@@ -3,3 +3,4 @@ export * from './run.js';
 export * from './state.js';
 export { request, normalizeServerUrl } from './transport.js';
 export * from './catalog.js';
+export * from './installers/index.js';

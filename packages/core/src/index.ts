@@ -17,3 +17,4 @@ export * from './signing.js';
 export * from './bundle.js';
 export * from './actions.js';
 export * from './graph.js';
+export * from './schedule/index.js';

@@ -1,0 +1,5 @@
+export * from './clock.js';
+export { assertTimeZone, isTimeZone } from './tz.js';
+export * from './windows.js';
+export * from './freeze.js';
+export * from './rings.js';

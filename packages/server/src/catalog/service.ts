@@ -22,7 +22,7 @@ export async function publishVendorPatches(
   for (const p of patches) {
     if (p.id.startsWith('custom/')) {
       throw new PatchwardenError('E_FORBIDDEN', `${p.id}: custom patches are published as bundles signed by their authors`, {
-        hint: 'build and sign it: `patchwarden patch build DIR`, `patchwarden patch sign BUNDLE --key author.key`, then `patchwarden patch publish BUNDLE`',
+        hint: 'build and sign it: `patchwarden patch build DIR`, `patchwarden patch sign BUNDLE --key author.key`, then `patchwarden patch publish BUNDLE --key author.key`',
       });
     }
     // what the online key signs may only ask a device's own package manager for packages from

@@ -31,8 +31,25 @@ export async function openIsolated(tdb: TestDatabase): Promise<Database> {
       await d.close();
       const c = new pg.Client({ connectionString: pgUrl! });
       await c.connect();
-      await c.query(`drop database if exists ${name} with (force)`);
-      await c.end();
+      try {
+        // the pool's connections end a moment after close() resolves; dropping "with (force)"
+        // at once would kill one mid-goodbye, and its client would throw outside any test.
+        // So wait for them to go (a few seconds at most), and force only as a last resort.
+        for (let i = 0; ; i++) {
+          try {
+            await c.query(`drop database if exists ${name}`);
+            break;
+          } catch (err) {
+            if ((err as { code?: string }).code !== '55006' || i >= 50) {
+              await c.query(`drop database if exists ${name} with (force)`);
+              break;
+            }
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
+      } finally {
+        await c.end();
+      }
     },
   };
 }

@@ -7,6 +7,7 @@ import { serverCommands } from './commands/server.js';
 import { tokenCommands } from './commands/token.js';
 import { vercmpCommand } from './commands/vercmp.js';
 import { complianceCommands } from './commands/compliance.js';
+import { deployCommands } from './commands/deploy.js';
 import { catalogCommand } from './commands/catalog.js';
 import { scanCommand } from './commands/scan.js';
 import { keysCommands } from './commands/keys.js';
@@ -36,6 +37,7 @@ Getting started:
   adminCommands(program);
   tokenCommands(program);
   complianceCommands(program);
+  deployCommands(program);
   catalogCommand(program);
   scanCommand(program);
   patchCommands(program);

@@ -18,3 +18,4 @@ export * from './bundle.js';
 export * from './actions.js';
 export * from './graph.js';
 export * from './schedule/index.js';
+export * from './jobs.js';

@@ -28,6 +28,7 @@ import { bundleRoutes } from './catalog/bundle-routes.js';
 import { siteRoutes } from './sites/routes.js';
 import { MirrorRepository, refuseCatalogWrites } from './catalog/mirror/readonly.js';
 import { MirrorService, type MirrorConfig } from './catalog/mirror/service.js';
+import { deploymentRoutes } from './deployments/routes.js';
 import { mirrorRoutes } from './catalog/mirror/routes.js';
 import { payloadRoutes } from './catalog/payload-routes.js';
 
@@ -128,6 +129,7 @@ export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
   await app.register(complianceRoutes(ctx));
   await app.register(siteRoutes(ctx));
   await app.register(mirrorRoutes(ctx, mirror));
+  await app.register(deploymentRoutes(ctx));
 
   app.decorate('compliance', ctx.compliance);
   app.decorate('catalogContext', ctx);

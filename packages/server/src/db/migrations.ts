@@ -309,6 +309,72 @@ const sites = (dialect: Dialect): Migration => ({
   },
 });
 
+/**
+ * Deployments: approvals per patch and group, each group's maintenance windows and freezes (JSON,
+ * checked with core's schemas on the way in), deployments (rings as JSON), one job per device and
+ * patch (the ring it belongs to, its final report) and the job's events.
+ */
+const deployments = (): Migration => ({
+  async up(db: Db) {
+    await db.schema
+      .createTable('approvals')
+      .addColumn('patch_id', 'text', (c) => c.notNull())
+      .addColumn('group_id', 'text', (c) => c.notNull().references('groups.id').onDelete('cascade'))
+      .addColumn('decision', 'text', (c) => c.notNull())
+      .addColumn('decided_at', 'bigint', (c) => c.notNull())
+      .addPrimaryKeyConstraint('approvals_pk', ['patch_id', 'group_id'])
+      .execute();
+    await db.schema
+      .createTable('group_schedules')
+      .addColumn('group_id', 'text', (c) => c.primaryKey().references('groups.id').onDelete('cascade'))
+      .addColumn('windows_json', 'text', (c) => c.notNull())
+      .addColumn('freezes_json', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'bigint', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('deployments')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('halt_reason', 'text')
+      .addColumn('patches_json', 'text', (c) => c.notNull())
+      .addColumn('target_json', 'text', (c) => c.notNull())
+      .addColumn('rings_json', 'text', (c) => c.notNull())
+      .addColumn('start_at', 'bigint', (c) => c.notNull())
+      .addColumn('deadline_at', 'bigint')
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('undone_at', 'bigint')
+      .execute();
+    await db.schema
+      .createTable('jobs')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('deployment_id', 'text', (c) => c.notNull().references('deployments.id').onDelete('cascade'))
+      .addColumn('device_id', 'text', (c) => c.notNull().references('devices.id').onDelete('cascade'))
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('patch_id', 'text', (c) => c.notNull())
+      .addColumn('revision', 'integer', (c) => c.notNull())
+      .addColumn('target', 'text', (c) => c.notNull())
+      .addColumn('ring', 'integer', (c) => c.notNull())
+      .addColumn('state', 'text', (c) => c.notNull())
+      .addColumn('undoes', 'text')
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('handed_at', 'bigint')
+      .addColumn('finished_at', 'bigint')
+      .addColumn('report_json', 'text')
+      .execute();
+    await db.schema.createIndex('jobs_device').on('jobs').columns(['device_id', 'state']).execute();
+    await db.schema.createIndex('jobs_deployment').on('jobs').columns(['deployment_id', 'ring']).execute();
+    await db.schema
+      .createTable('job_events')
+      .addColumn('job_id', 'text', (c) => c.notNull().references('jobs.id').onDelete('cascade'))
+      .addColumn('seq', 'integer', (c) => c.notNull())
+      .addColumn('at', 'bigint', (c) => c.notNull())
+      .addColumn('state', 'text', (c) => c.notNull())
+      .addColumn('message', 'text')
+      .addPrimaryKeyConstraint('job_events_pk', ['job_id', 'seq'])
+      .execute();
+  },
+});
+
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations() {
@@ -318,6 +384,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
         '0003_overlays': overlays(),
         '0004_signed_catalog': signedCatalog(dialect),
         '0005_sites': sites(dialect),
+        '0006_deployments': deployments(),
       };
     },
   };

@@ -205,6 +205,58 @@ export interface MirrorStateTable {
   updated_at: number;
 }
 
+export interface ApprovalsTable {
+  patch_id: string;
+  group_id: string;
+  decision: 'approve' | 'decline';
+  decided_at: number;
+}
+
+export interface GroupSchedulesTable {
+  group_id: string;
+  windows_json: string;
+  freezes_json: string;
+  updated_at: number;
+}
+
+export interface DeploymentsTable {
+  id: string;
+  status: 'active' | 'halted' | 'undone';
+  halt_reason: string | null;
+  patches_json: string;
+  target_json: string;
+  rings_json: string;
+  start_at: number;
+  deadline_at: number | null;
+  created_at: number;
+  undone_at: number | null;
+}
+
+export interface JobsTable {
+  id: string;
+  deployment_id: string;
+  device_id: string;
+  kind: 'install' | 'undo';
+  patch_id: string;
+  revision: number;
+  target: string;
+  ring: number;
+  state: string;
+  undoes: string | null;
+  created_at: number;
+  handed_at: number | null;
+  finished_at: number | null;
+  report_json: string | null;
+}
+
+export interface JobEventsTable {
+  job_id: string;
+  seq: number;
+  at: number;
+  state: string;
+  message: string | null;
+}
+
 export interface DB {
   patches: PatchesTable;
   coverage: CoverageTable;
@@ -229,4 +281,9 @@ export interface DB {
   bundles: BundlesTable;
   sites: SitesTable;
   mirror_state: MirrorStateTable;
+  approvals: ApprovalsTable;
+  group_schedules: GroupSchedulesTable;
+  deployments: DeploymentsTable;
+  jobs: JobsTable;
+  job_events: JobEventsTable;
 }

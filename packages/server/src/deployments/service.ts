@@ -1,0 +1,454 @@
+/**
+ * Approvals, group schedules, deployments and their jobs. Everything that decides (ring
+ * assignment, verdicts, install slots) is core's `schedule/`; this module loads rows, calls it
+ * and writes the outcome. The time is always the context's clock.
+ */
+import type { Kysely } from 'kysely';
+import {
+  assignRings,
+  deploymentProgress,
+  FreezePeriod,
+  isFinalJobState,
+  isTimeZone,
+  MaintenanceWindow,
+  nextInstallSlot,
+  PatchwardenError,
+  ringVerdict,
+  type AgentJob,
+  type DeploymentProgress,
+  type JobReport,
+  type Ring,
+  type RingVerdict,
+} from '@patchwarden/core';
+import type { DB, DeploymentsTable, JobsTable } from '../db/schema.js';
+import { newId } from '../auth/tokens.js';
+import { findGroup } from '../groups/store.js';
+import { targetPathOf } from '../catalog/tuf/repo.js';
+
+type Db = Kysely<DB>;
+const iso = (t: number) => new Date(t).toISOString();
+const MINUTE = 60_000;
+
+// ───────────────────────── approvals ─────────────────────────
+
+export interface ApprovalInfo {
+  patch: string;
+  group: string;
+  decision: 'approve' | 'decline';
+  decidedAt: string;
+}
+
+async function requirePatches(db: Db, ids: readonly string[]) {
+  const rows = ids.length ? await db.selectFrom('patches').select(['id', 'revision', 'source_kind']).where('id', 'in', [...ids]).execute() : [];
+  const found = new Set(rows.map((r) => r.id));
+  const missing = ids.filter((id) => !found.has(id));
+  if (missing.length) throw new PatchwardenError('E_NOT_FOUND', `no patch ${missing.map((m) => `'${m}'`).join(', ')} in the catalog`, { hint: 'list patches with `patchwarden catalog list`' });
+  return rows;
+}
+
+/** Approval decides only what may be deployed; compliance states are never touched. */
+export async function setApproval(db: Db, now: number, patch: string, groupRef: string, decision: 'approve' | 'decline'): Promise<ApprovalInfo> {
+  await requirePatches(db, [patch]);
+  const g = await findGroup(db, groupRef);
+  await db.transaction().execute(async (tx) => {
+    await tx.deleteFrom('approvals').where('patch_id', '=', patch).where('group_id', '=', g.id).execute();
+    await tx.insertInto('approvals').values({ patch_id: patch, group_id: g.id, decision, decided_at: now }).execute();
+  });
+  return { patch, group: g.name, decision, decidedAt: iso(now) };
+}
+
+export async function listApprovals(db: Db, q: { patch?: string | undefined; group?: string | undefined; limit: number; offset: number }) {
+  let base = db.selectFrom('approvals as a').innerJoin('groups as g', 'g.id', 'a.group_id');
+  if (q.patch) base = base.where('a.patch_id', '=', q.patch);
+  if (q.group) base = base.where('g.name', '=', q.group);
+  const [rows, n] = await Promise.all([
+    base.select(['a.patch_id', 'g.name', 'a.decision', 'a.decided_at']).orderBy('a.patch_id').orderBy('g.name').limit(q.limit).offset(q.offset).execute(),
+    base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
+  ]);
+  return {
+    items: rows.map((r): ApprovalInfo => ({ patch: r.patch_id, group: r.name, decision: r.decision, decidedAt: iso(r.decided_at) })),
+    total: Number(n.n),
+  };
+}
+
+// ───────────────────────── group schedules ─────────────────────────
+
+export interface GroupSchedule {
+  group: string;
+  windows: MaintenanceWindow[];
+  freezes: FreezePeriod[];
+}
+
+export async function setGroupSchedule(db: Db, now: number, groupRef: string, windows: MaintenanceWindow[], freezes: FreezePeriod[]): Promise<GroupSchedule> {
+  const g = await findGroup(db, groupRef);
+  await db.transaction().execute(async (tx) => {
+    await tx.deleteFrom('group_schedules').where('group_id', '=', g.id).execute();
+    await tx.insertInto('group_schedules').values({ group_id: g.id, windows_json: JSON.stringify(windows), freezes_json: JSON.stringify(freezes), updated_at: now }).execute();
+  });
+  return { group: g.name, windows, freezes };
+}
+
+export async function getGroupSchedule(db: Db, groupRef: string): Promise<GroupSchedule> {
+  const g = await findGroup(db, groupRef);
+  const row = await db.selectFrom('group_schedules').selectAll().where('group_id', '=', g.id).executeTakeFirst();
+  return { group: g.name, ...parseSchedule(row) };
+}
+
+function parseSchedule(row: { windows_json: string; freezes_json: string } | undefined): { windows: MaintenanceWindow[]; freezes: FreezePeriod[] } {
+  if (!row) return { windows: [], freezes: [] };
+  // stored only after validation; parsed again so a bad row can never widen a schedule silently
+  return { windows: MaintenanceWindow.array().parse(JSON.parse(row.windows_json)), freezes: FreezePeriod.array().parse(JSON.parse(row.freezes_json)) };
+}
+
+// ───────────────────────── deployments ─────────────────────────
+
+export interface CreateDeployment {
+  patches: string[];
+  groups?: string[] | undefined;
+  devices?: string[] | undefined;
+  start: string;
+  deadline?: string | undefined;
+  rings?: Ring[] | undefined;
+}
+
+interface TargetDevice {
+  id: string;
+  hostname: string;
+  group_id: string | null;
+  group_name: string | null;
+}
+
+async function targetDevices(db: Db, body: CreateDeployment): Promise<TargetDevice[]> {
+  const base = db
+    .selectFrom('devices as d')
+    .leftJoin('groups as g', 'g.id', 'd.group_id')
+    .select(['d.id', 'd.hostname', 'd.group_id', 'g.name as group_name'])
+    .where('d.status', '=', 'active');
+  if (body.groups) {
+    const ids = [];
+    for (const ref of body.groups) ids.push((await findGroup(db, ref)).id);
+    return base.where('d.group_id', 'in', ids).orderBy('d.id').execute();
+  }
+  const refs = body.devices ?? [];
+  const rows = await base.where((eb) => eb.or([eb('d.id', 'in', refs), eb('d.hostname', 'in', refs)])).orderBy('d.id').execute();
+  const missing = refs.filter((r) => !rows.some((d) => d.id === r || d.hostname === r));
+  if (missing.length) throw new PatchwardenError('E_NOT_FOUND', `no active device ${missing.map((m) => `'${m}'`).join(', ')}`);
+  return rows;
+}
+
+export async function createDeployment(db: Db, now: number, body: CreateDeployment) {
+  if (!body.groups === !body.devices) throw new PatchwardenError('E_VALIDATION', 'a deployment targets either groups or devices');
+  const start = Date.parse(body.start);
+  const deadline = body.deadline === undefined ? null : Date.parse(body.deadline);
+  if (deadline !== null && deadline <= start) throw new PatchwardenError('E_VALIDATION', 'the deadline must come after the start');
+  const rings: Ring[] = body.rings ?? [{ name: 'all', percent: 100, bakeMinutes: 0, failureThreshold: 0, maxNotReporting: 0 }];
+  if (new Set(rings.map((r) => r.name)).size !== rings.length) throw new PatchwardenError('E_VALIDATION', 'ring names must differ');
+  const patches = await requirePatches(db, body.patches);
+  const devices = await targetDevices(db, body);
+
+  // every target group must have approved every patch
+  const groups = new Map<string, string>();
+  for (const d of devices) {
+    if (!d.group_id) throw new PatchwardenError('E_CONFLICT', `device '${d.hostname}' is in no group, so no patch is approved for it`, { hint: 'put it in a group and approve the patches there' });
+    groups.set(d.group_id, d.group_name!);
+  }
+  if (body.groups) for (const ref of body.groups) { const g = await findGroup(db, ref); groups.set(g.id, g.name); }
+  const approved = groups.size
+    ? await db.selectFrom('approvals').select(['patch_id', 'group_id']).where('decision', '=', 'approve').where('group_id', 'in', [...groups.keys()]).where('patch_id', 'in', body.patches).execute()
+    : [];
+  const ok = new Set(approved.map((a) => `${a.patch_id}\0${a.group_id}`));
+  const missing: string[] = [];
+  for (const p of body.patches) for (const [gid, gname] of groups) if (!ok.has(`${p}\0${gid}`)) missing.push(`${p} for group ${gname}`);
+  if (missing.length) {
+    throw new PatchwardenError('E_CONFLICT', `not approved: ${missing.join('; ')}`, { hint: 'approve with `patchwarden approve PATCH --group GROUP`', details: { notApproved: missing } });
+  }
+
+  // devices that need the patches, from compliance
+  const needed = devices.length
+    ? await db
+        .selectFrom('devices as d')
+        .innerJoin('effective_states as s', 's.context_id', 'd.context_id')
+        .innerJoin('patches as p', 'p.pk', 's.patch_pk')
+        .select(['d.id as device_id', 'p.id as patch_id'])
+        .where('s.state', '=', 'needed')
+        .where('d.id', 'in', devices.map((d) => d.id))
+        .where('p.id', 'in', body.patches)
+        .execute()
+    : [];
+  const byDevice = new Map<string, string[]>();
+  for (const n of needed) byDevice.set(n.device_id, [...(byDevice.get(n.device_id) ?? []), n.patch_id]);
+  const id = newId();
+  const ringDevices = devices.filter((d) => byDevice.has(d.id)).map((d) => ({ id: d.id, groups: d.group_name ? [d.group_name] : [] }));
+  const assignment = assignRings(ringDevices, rings, id);
+  const patchOf = new Map(patches.map((p) => [p.id, p]));
+  const jobs: JobsTable[] = [];
+  assignment.rings.forEach((ring, ringIndex) => {
+    for (const deviceId of ring.devices) {
+      for (const patchId of [...byDevice.get(deviceId)!].sort()) {
+        const p = patchOf.get(patchId)!;
+        jobs.push({
+          id: newId(),
+          deployment_id: id,
+          device_id: deviceId,
+          kind: 'install',
+          patch_id: p.id,
+          revision: p.revision,
+          target: targetPathOf(p.id, p.source_kind === 'bundle' ? 'bundle' : 'json'),
+          ring: ringIndex,
+          state: 'queued',
+          undoes: null,
+          created_at: now,
+          handed_at: null,
+          finished_at: null,
+          report_json: null,
+        });
+      }
+    }
+  });
+  await db.transaction().execute(async (tx) => {
+    await tx
+      .insertInto('deployments')
+      .values({
+        id,
+        status: 'active',
+        halt_reason: null,
+        patches_json: JSON.stringify(body.patches),
+        target_json: JSON.stringify(body.groups ? { groups: [...groups.values()] } : { devices: devices.map((d) => d.id) }),
+        rings_json: JSON.stringify(rings),
+        start_at: start,
+        deadline_at: deadline,
+        created_at: now,
+        undone_at: null,
+      })
+      .execute();
+    for (let i = 0; i < jobs.length; i += 500) await tx.insertInto('jobs').values(jobs.slice(i, i + 500)).execute();
+  });
+  return { ...(await getDeployment(db, now, id)), unassigned: assignment.unassigned };
+}
+
+interface Evaluation {
+  row: DeploymentsTable;
+  rings: Ring[];
+  verdicts: RingVerdict[];
+  progress: DeploymentProgress;
+}
+
+async function evaluate(db: Db, now: number, id: string): Promise<Evaluation> {
+  const row = await db.selectFrom('deployments').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!row) throw new PatchwardenError('E_NOT_FOUND', `no deployment '${id}'`, { hint: 'list deployments with `patchwarden deploy list`' });
+  const rings = JSON.parse(row.rings_json) as Ring[];
+  const jobs = await db.selectFrom('jobs').select(['ring', 'state', 'finished_at']).where('deployment_id', '=', id).where('kind', '=', 'install').execute();
+  const deadlinePassed = row.deadline_at !== null && now >= row.deadline_at;
+  const verdicts = rings.map((ring, i) => {
+    const mine = jobs.filter((j) => j.ring === i);
+    const allDone = mine.length > 0 && mine.every((j) => isFinalJobState(j.state));
+    const lastEnd = allDone ? Math.max(...mine.map((j) => j.finished_at ?? 0)) : undefined;
+    const bakeStartedAt = lastEnd ?? (deadlinePassed ? row.deadline_at! : undefined);
+    return ringVerdict({
+      jobs: mine,
+      total: mine.length,
+      failureThreshold: ring.failureThreshold,
+      maxNotReporting: ring.maxNotReporting,
+      ...(bakeStartedAt === undefined ? {} : { bakeStartedAt }),
+      bakeMs: ring.bakeMinutes * MINUTE,
+      deadlinePassed,
+      now,
+    });
+  });
+  return { row, rings, verdicts, progress: deploymentProgress(verdicts) };
+}
+
+function statusOf(e: Evaluation): { status: string; reason: string | null } {
+  if (e.row.status === 'undone') return { status: 'undone', reason: null };
+  if (e.row.status === 'halted') return { status: 'halted', reason: e.row.halt_reason };
+  // resumed by an administrator while the current ring's verdict still says halted: its jobs go
+  // out, the rings after it wait
+  if (e.progress.status === 'halted') return { status: 'running', reason: `resumed; ${e.progress.reason ?? 'the current ring is halted'}` };
+  return { status: e.progress.status, reason: e.progress.reason ?? null };
+}
+
+export async function getDeployment(db: Db, now: number, id: string) {
+  const e = await evaluate(db, now, id);
+  const counts = await db
+    .selectFrom('jobs')
+    .select(['kind', 'state'])
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('deployment_id', '=', id)
+    .groupBy(['kind', 'state'])
+    .execute();
+  const byState = (kind: string) => Object.fromEntries(counts.filter((c) => c.kind === kind).map((c) => [c.state, Number(c.n)]));
+  const s = statusOf(e);
+  return {
+    id,
+    status: s.status,
+    reason: s.reason,
+    createdAt: iso(e.row.created_at),
+    start: iso(e.row.start_at),
+    deadline: e.row.deadline_at === null ? null : iso(e.row.deadline_at),
+    patches: JSON.parse(e.row.patches_json) as string[],
+    target: JSON.parse(e.row.target_json) as { groups: string[] } | { devices: string[] },
+    currentRing: e.progress.ring,
+    rings: e.rings.map((r, i) => ({
+      name: r.name,
+      status: e.verdicts[i]!.status,
+      reason: e.verdicts[i]!.reason ?? null,
+      bakeEndsAt: e.verdicts[i]!.bakeEndsAt === undefined ? null : iso(e.verdicts[i]!.bakeEndsAt!),
+      counts: e.verdicts[i]!.counts,
+    })),
+    jobs: { install: byState('install'), undo: byState('undo') },
+  };
+}
+
+export async function listDeployments(db: Db, now: number, q: { limit: number; offset: number }) {
+  const [rows, n] = await Promise.all([
+    db.selectFrom('deployments').select('id').orderBy('created_at', 'desc').orderBy('id').limit(q.limit).offset(q.offset).execute(),
+    db.selectFrom('deployments').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
+  ]);
+  const items = [];
+  for (const r of rows) {
+    const d = await getDeployment(db, now, r.id);
+    const counts = d.rings.reduce((a, x) => ({ total: a.total + x.counts.total, succeeded: a.succeeded + x.counts.succeeded, failed: a.failed + x.counts.failed }), { total: 0, succeeded: 0, failed: 0 });
+    items.push({ id: d.id, status: d.status, reason: d.reason, createdAt: d.createdAt, start: d.start, deadline: d.deadline, patches: d.patches, currentRing: d.currentRing, rings: d.rings.length, jobs: counts });
+  }
+  return { items, total: Number(n.n) };
+}
+
+export async function haltDeployment(db: Db, now: number, id: string, reason: string) {
+  const e = await evaluate(db, now, id);
+  if (e.row.status !== 'active') throw new PatchwardenError('E_CONFLICT', `deployment ${id} is ${e.row.status}, not running`);
+  await db.updateTable('deployments').set({ status: 'halted', halt_reason: reason }).where('id', '=', id).where('status', '=', 'active').execute();
+  return getDeployment(db, now, id);
+}
+
+/**
+ * Lets a halted deployment go on: the current ring's jobs are handed out again; a ring whose
+ * verdict is halted never becomes healthy, so later rings still wait, and the next failure
+ * report that keeps the ring above its threshold halts it again.
+ */
+export async function resumeDeployment(db: Db, now: number, id: string) {
+  const e = await evaluate(db, now, id);
+  if (e.row.status !== 'halted') throw new PatchwardenError('E_CONFLICT', `deployment ${id} is ${e.row.status}, not halted`);
+  await db.updateTable('deployments').set({ status: 'active', halt_reason: null }).where('id', '=', id).where('status', '=', 'halted').execute();
+  return getDeployment(db, now, id);
+}
+
+/** Stops the installs and creates one undo job per install job that succeeded. */
+export async function undoDeployment(db: Db, now: number, id: string) {
+  const e = await evaluate(db, now, id);
+  if (e.row.status === 'undone') throw new PatchwardenError('E_CONFLICT', `deployment ${id} is undone already`);
+  const created = await db.transaction().execute(async (tx) => {
+    const upd = await tx.updateTable('deployments').set({ status: 'undone', undone_at: now }).where('id', '=', id).where('status', '<>', 'undone').executeTakeFirst();
+    if (Number(upd.numUpdatedRows) !== 1) throw new PatchwardenError('E_CONFLICT', `deployment ${id} is undone already`);
+    const done = await tx.selectFrom('jobs').selectAll().where('deployment_id', '=', id).where('kind', '=', 'install').where('state', '=', 'done').execute();
+    const undo: JobsTable[] = done.map((j) => ({ ...j, id: newId(), kind: 'undo', state: 'queued', undoes: j.id, created_at: now, handed_at: null, finished_at: null, report_json: null }));
+    for (let i = 0; i < undo.length; i += 500) await tx.insertInto('jobs').values(undo.slice(i, i + 500)).execute();
+    return undo.length;
+  });
+  return { ...(await getDeployment(db, now, id)), undoJobs: created };
+}
+
+// ───────────────────────── agent side ─────────────────────────
+
+function deviceTimeZone(systemJson: string | null): string {
+  try {
+    const tz = systemJson ? (JSON.parse(systemJson) as { timezone?: unknown }).timezone : undefined;
+    return typeof tz === 'string' && isTimeZone(tz) ? tz : 'UTC';
+  } catch {
+    return 'UTC';
+  }
+}
+
+/**
+ * The jobs a device may run now: install jobs of running deployments whose ring has started
+ * (earlier rings baked healthy), undo jobs of undone deployments, each only inside the device's
+ * maintenance windows and outside freezes (in its own time zone), or once the deadline passed.
+ */
+export async function jobsForDevice(db: Db, now: number, deviceId: string): Promise<AgentJob[]> {
+  const device = await db.selectFrom('devices').select(['group_id', 'system_json']).where('id', '=', deviceId).executeTakeFirstOrThrow();
+  const rows = await db
+    .selectFrom('jobs as j')
+    .innerJoin('deployments as d', 'd.id', 'j.deployment_id')
+    .select(['j.id', 'j.kind', 'j.deployment_id', 'j.patch_id', 'j.revision', 'j.target', 'j.ring', 'j.undoes', 'd.status', 'd.start_at', 'd.deadline_at', 'd.undone_at'])
+    .where('j.device_id', '=', deviceId)
+    .where('j.report_json', 'is', null)
+    .where((eb) => eb.or([eb.and([eb('j.kind', '=', 'install'), eb('d.status', '=', 'active')]), eb.and([eb('j.kind', '=', 'undo'), eb('d.status', '=', 'undone')])]))
+    .orderBy('j.created_at')
+    .orderBy('j.id')
+    .execute();
+  if (!rows.length) return [];
+  const schedule = device.group_id ? parseSchedule(await db.selectFrom('group_schedules').selectAll().where('group_id', '=', device.group_id).executeTakeFirst()) : { windows: [], freezes: [] };
+  const tz = deviceTimeZone(device.system_json);
+  const progress = new Map<string, number>();
+  const out: AgentJob[] = [];
+  for (const r of rows) {
+    if (r.kind === 'install') {
+      if (!progress.has(r.deployment_id)) progress.set(r.deployment_id, (await evaluate(db, now, r.deployment_id)).progress.ring);
+      if (r.ring > progress.get(r.deployment_id)!) continue;
+    }
+    const start = r.kind === 'undo' ? r.undone_at! : r.start_at;
+    const deadline = r.kind === 'undo' ? undefined : (r.deadline_at ?? undefined);
+    const slot = nextInstallSlot({ windows: schedule.windows, freezes: schedule.freezes, tz, from: now, start, ...(deadline === undefined ? {} : { deadline }) });
+    if (!slot || slot.at > now) continue;
+    const common = {
+      id: r.id,
+      deploymentId: r.deployment_id,
+      patch: { id: r.patch_id, revision: r.revision },
+      target: r.target,
+      notBefore: iso(start),
+      deadline: deadline === undefined ? null : iso(deadline),
+    };
+    out.push(r.kind === 'undo' ? { ...common, kind: 'undo', undoes: r.undoes! } : { ...common, kind: 'install' });
+  }
+  if (out.length) {
+    await db.updateTable('jobs').set({ handed_at: now }).where('id', 'in', out.map((j) => j.id)).where('handed_at', 'is', null).execute();
+  }
+  return out;
+}
+
+export interface ReportAnswer {
+  jobId: string;
+  state: string;
+  /** true: this job was reported before; the stored result is answered and nothing is stored. */
+  duplicate: boolean;
+  deployment: { id: string; status: string; reason: string | null };
+}
+
+/** Stores a job's final report once, then re-evaluates the deployment (a crossed threshold halts it). */
+export async function reportJob(db: Db, now: number, deviceId: string, jobId: string, report: JobReport): Promise<ReportAnswer> {
+  if (report.jobId !== jobId) throw new PatchwardenError('E_VALIDATION', `the report is for job ${report.jobId}, not ${jobId}`);
+  const job = await db.selectFrom('jobs').select(['id', 'deployment_id', 'kind', 'state', 'report_json']).where('id', '=', jobId).where('device_id', '=', deviceId).executeTakeFirst();
+  // another device's job answers as an unknown one: its existence is not this device's business
+  if (!job) throw new PatchwardenError('E_NOT_FOUND', `no job '${jobId}' for this device`);
+  const answer = async (state: string, duplicate: boolean): Promise<ReportAnswer> => {
+    const d = await getDeployment(db, now, job.deployment_id);
+    return { jobId, state, duplicate, deployment: { id: d.id, status: d.status, reason: d.reason } };
+  };
+  if (job.report_json !== null) return answer(job.state, true);
+  const stored = await db.transaction().execute(async (tx) => {
+    const upd = await tx
+      .updateTable('jobs')
+      .set({ state: report.state, finished_at: now, report_json: JSON.stringify(report) })
+      .where('id', '=', jobId)
+      .where('report_json', 'is', null)
+      .executeTakeFirst();
+    if (Number(upd.numUpdatedRows) !== 1) return false;
+    if (report.events.length) {
+      await tx
+        .insertInto('job_events')
+        .values(report.events.map((e, seq) => ({ job_id: jobId, seq, at: Date.parse(e.at), state: e.state, message: e.message ?? null })))
+        .execute();
+    }
+    return true;
+  });
+  if (!stored) {
+    const again = await db.selectFrom('jobs').select('state').where('id', '=', jobId).executeTakeFirstOrThrow();
+    return answer(again.state, true);
+  }
+  if (job.kind === 'install' && report.state !== 'done') {
+    const e = await evaluate(db, now, job.deployment_id);
+    if (e.progress.status === 'halted') {
+      await db.updateTable('deployments').set({ status: 'halted', halt_reason: e.progress.reason ?? 'halted' }).where('id', '=', job.deployment_id).where('status', '=', 'active').execute();
+    }
+  }
+  return answer(report.state, false);
+}

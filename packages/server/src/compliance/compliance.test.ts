@@ -1,33 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalDigest, diffInventories, type PackageFact, type PatchManifest } from '@patchwarden/core';
 import { testDatabases } from '../testing/databases.js';
-import { hashed, hostPackages } from '../testing/fixtures.js';
+import { hashed, hostPackages, packagePatch } from '../testing/fixtures.js';
 import { checkinBody, makeHarness, systemFacts, type Harness } from '../testing/harness.js';
 
 const bookworm = [{ family: 'linux', distribution: 'debian', release: 'bookworm', arch: ['amd64'] }];
 
-function patch(id: string, name: string, fixed: string, extra: Partial<PatchManifest> = {}): PatchManifest {
-  return {
-    id,
-    revision: 1,
-    title: `${name} ${fixed}`,
-    severity: 'high',
-    cves: [],
-    advisories: [],
-    platforms: bookworm,
-    applicability: { package: { manager: 'dpkg', name, installed: true } },
-    installed: { package: { manager: 'dpkg', name, version: { ge: fixed } } },
-    requires: [],
-    supersedes: [],
-    conflicts: [],
-    restart: { reboot: 'never', kernel: false },
-    fixes: [{ manager: 'dpkg', name, version: fixed }],
-    payload: [],
-    install: [],
-    undo: [],
-    ...extra,
-  };
-}
+const patch = packagePatch;
 
 for (const tdb of testDatabases) {
   describe.skipIf(!tdb.available)(`compliance on ${tdb.name}`, () => {

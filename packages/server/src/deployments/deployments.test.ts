@@ -1,33 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentJob, JobReportInput, PackageFact, PatchManifest } from '@patchwarden/core';
 import { testDatabases } from '../testing/databases.js';
-import { hashed, hostPackages } from '../testing/fixtures.js';
+import { hashed, hostPackages, packagePatch } from '../testing/fixtures.js';
 import { checkinBody, makeHarness, systemFacts, type Harness } from '../testing/harness.js';
 
 const bookworm = [{ family: 'linux', distribution: 'debian', release: 'bookworm', arch: ['amd64'] }];
 const MIN = 60_000;
 
-function patch(id: string, name: string, fixed: string): PatchManifest {
-  return {
-    id,
-    revision: 1,
-    title: `${name} ${fixed}`,
-    severity: 'high',
-    cves: [],
-    advisories: [],
-    platforms: bookworm,
-    applicability: { package: { manager: 'dpkg', name, installed: true } },
-    installed: { package: { manager: 'dpkg', name, version: { ge: fixed } } },
-    requires: [],
-    supersedes: [],
-    conflicts: [],
-    restart: { reboot: 'never', kernel: false },
-    fixes: [{ manager: 'dpkg', name, version: fixed }],
-    payload: [],
-    install: [],
-    undo: [],
-  };
-}
+const patch = (id: string, name: string, fixed: string): PatchManifest => packagePatch(id, name, fixed);
 
 interface Dev {
   deviceId: string;

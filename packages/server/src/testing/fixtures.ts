@@ -1,6 +1,6 @@
 /** Real package facts for tests: this machine's dpkg database, read with dpkg-query itself. */
 import { execFileSync } from 'node:child_process';
-import { DPKG_STATES, inventoryHash, PackageFact, sortInventory, type PackageFact as Pkg } from '@patchwarden/core';
+import { DPKG_STATES, inventoryHash, PackageFact, sortInventory, type PackageFact as Pkg, type PatchManifest } from '@patchwarden/core';
 
 let cached: Pkg[] | null = null;
 
@@ -29,4 +29,33 @@ export function hashed(pkgs: Pkg[]): { packages: Pkg[]; hash: string } {
   const copy = pkgs.map((p) => ({ ...p }));
   sortInventory(copy);
   return { packages: copy, hash: inventoryHash(copy) };
+}
+
+export const BOOKWORM = [{ family: 'linux', distribution: 'debian', release: 'bookworm', arch: ['amd64'] }];
+
+/**
+ * A bookworm patch that a device needs while its package `name` is older than `fixed`: the
+ * manifest tests upload, with every default filled in as the schema would.
+ */
+export function packagePatch(id: string, name: string, fixed: string, extra: Partial<PatchManifest> = {}): PatchManifest {
+  return {
+    id,
+    revision: 1,
+    title: `${name} ${fixed}`,
+    severity: 'high',
+    cves: [],
+    advisories: [],
+    platforms: BOOKWORM,
+    applicability: { package: { manager: 'dpkg', name, installed: true } },
+    installed: { package: { manager: 'dpkg', name, version: { ge: fixed } } },
+    requires: [],
+    supersedes: [],
+    conflicts: [],
+    restart: { reboot: 'never', kernel: false },
+    fixes: [{ manager: 'dpkg', name, version: fixed }],
+    payload: [],
+    install: [],
+    undo: [],
+    ...extra,
+  };
 }

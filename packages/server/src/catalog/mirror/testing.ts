@@ -14,6 +14,7 @@ import { createAdminToken } from '../../auth/store.js';
 import { openDatabase, type Database } from '../../db/database.js';
 import type { DB } from '../../db/schema.js';
 import { pgUrl, type TestDatabase } from '../../testing/databases.js';
+import { packagePatch } from '../../testing/fixtures.js';
 import type { MirrorConfig } from './service.js';
 
 export async function openIsolated(tdb: TestDatabase): Promise<Database> {
@@ -54,28 +55,9 @@ export async function openIsolated(tdb: TestDatabase): Promise<Database> {
   };
 }
 
-const bookworm = [{ family: 'linux', distribution: 'debian', release: 'bookworm', arch: ['amd64'] }];
 
 export function zlibPatch(id: string, fixed: string, revision = 1, pkg = 'zlib1g'): PatchManifest {
-  return {
-    id,
-    revision,
-    title: `${id} ${fixed}`,
-    severity: 'high',
-    cves: [],
-    advisories: [],
-    platforms: bookworm,
-    applicability: { package: { manager: 'dpkg', name: pkg, installed: true } },
-    installed: { package: { manager: 'dpkg', name: pkg, version: { ge: fixed } } },
-    requires: [],
-    supersedes: [],
-    conflicts: [],
-    restart: { reboot: 'never', kernel: false },
-    fixes: [],
-    payload: [],
-    install: [],
-    undo: [],
-  };
+  return packagePatch(id, pkg, fixed, { revision, title: `${id} ${fixed}`, fixes: [] });
 }
 
 /** A local server (in process) on its own database, pinned to the central root. */

@@ -42,7 +42,7 @@ async function requirePatches(db: Db, ids: readonly string[]) {
   const rows = ids.length ? await db.selectFrom('patches').select(['id', 'revision', 'source_kind']).where('id', 'in', [...ids]).execute() : [];
   const found = new Set(rows.map((r) => r.id));
   const missing = ids.filter((id) => !found.has(id));
-  if (missing.length) throw new PatchwardenError('E_NOT_FOUND', `no patch ${missing.map((m) => `'${m}'`).join(', ')} in the catalog`, { hint: 'list patches with `patchwarden catalog list`' });
+  if (missing.length) throw new PatchwardenError('E_NOT_FOUND', `no patch ${missing.map((m) => `'${m}'`).join(', ')} in the catalog`, { hint: 'list patches with `patchwarden patch list`' });
   return rows;
 }
 

@@ -13,6 +13,7 @@ import { scanCommand } from './commands/scan.js';
 import { keysCommands } from './commands/keys.js';
 import { patchCommands } from './commands/patch.js';
 import { payloadCommands } from './commands/payloads.js';
+import { siteCommands } from './commands/sites.js';
 
 export const CLI_VERSION = '0.1.0';
 
@@ -42,6 +43,7 @@ Getting started:
   scanCommand(program);
   patchCommands(program);
   payloadCommands(program);
+  siteCommands(program);
   keysCommands(program);
   vercmpCommand(program);
   return program;

@@ -23,6 +23,14 @@ export interface CatalogFile {
   patches: Manifest[];
 }
 
+/** Writes a catalog file next to its target and renames it, so a reader never sees half a file. */
+async function writeCatalogFile(out: string, coverage: Platform[], patches: Manifest[]): Promise<string> {
+  const body: CatalogFile = { coverage, patches };
+  await writeFile(`${out}.tmp`, JSON.stringify(body));
+  await rename(`${out}.tmp`, out);
+  return out;
+}
+
 /** Every patch and platform is checked with core's schemas: a catalog file is outside input. */
 export function parseCatalogFile(json: unknown, path: string): CatalogFile {
   const bad = (where: string, message: string) =>
@@ -300,14 +308,8 @@ async function importFeed(kind: 'osv' | 'debian-tracker', paths: string[], f: Fe
     });
   }
   const result: { upload?: UploadResult; out?: string } = {};
-  if (f.out) {
-    const body: CatalogFile = { coverage: r.coverage, patches: r.patches };
-    await writeFile(`${f.out}.tmp`, JSON.stringify(body));
-    await rename(`${f.out}.tmp`, f.out);
-    result.out = f.out;
-  } else {
-    result.upload = await uploadFeed(r, f, batchSize);
-  }
+  if (f.out) result.out = await writeCatalogFile(f.out, r.coverage, r.patches);
+  else result.upload = await uploadFeed(r, f, batchSize);
   if (f.json) {
     const { patches, open, ...rest } = r;
     printJson({ ...rest, patches: patches.length, open: open.length, ...result });
@@ -367,15 +369,8 @@ Release file stops the import. Records that break the package grammar are skippe
         throw new PatchwardenError('E_VALIDATION', 'no patches: the feeds held no usable package records', { hint: 'check the directory or the mirror and suites' });
       }
       const result: { upload?: UploadResult; out?: string } = {};
-      if (f.out) {
-        const body: CatalogFile = { coverage: r.coverage, patches: r.patches };
-        // written next to the target and renamed, so a reader never sees half a file
-        await writeFile(`${f.out}.tmp`, JSON.stringify(body));
-        await rename(`${f.out}.tmp`, f.out);
-        result.out = f.out;
-      } else {
-        result.upload = await upload(r, f, batchSize);
-      }
+      if (f.out) result.out = await writeCatalogFile(f.out, r.coverage, r.patches);
+      else result.upload = await upload(r, f, batchSize);
       if (f.json) {
         printJson({ releases: r.releases, coverage: r.coverage, patches: r.patches.length, records: r.records, problemCount: r.problemCount, problems: r.problems, ...result });
       } else printSummary(r, result, formatProblem);

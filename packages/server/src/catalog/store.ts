@@ -50,10 +50,7 @@ export async function upsertPatches(
   source: CatalogSource,
   now: number,
 ): Promise<UpsertResult> {
-  const result: UpsertResult = { created: 0, updated: 0, unchanged: 0, changed: [] };
-  checkUnique(patches);
-  await db.transaction().execute((tx) => upsertIn(tx, patches, coverage, source, now, result));
-  return result;
+  return db.transaction().execute((tx) => upsertPatchesIn(tx, patches, coverage, source, now));
 }
 
 /** The same, inside a transaction the caller holds (so the signed catalog moves with it). */

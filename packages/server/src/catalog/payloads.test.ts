@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex, type PatchManifest } from '@patchwarden/core';
 import { testDatabases } from '../testing/databases.js';
 import { checkinBody, makeHarness, systemFacts, type Harness } from '../testing/harness.js';
-import { hashed } from '../testing/fixtures.js';
+import { hashed, packagePatch } from '../testing/fixtures.js';
 
 /** A real .deb, built by dpkg-deb as a vendor would. */
 function buildDeb(dir: string, name: string, version: string): Buffer {
@@ -51,25 +51,10 @@ for (const tdb of testDatabases) {
     });
 
     function patch(id: string, file: { path: string; size: number; sha256: string }): PatchManifest {
-      return {
-        id,
-        revision: 1,
+      return packagePatch(id, 'pw-test-tool', '1.0-2', {
         title: id,
-        severity: 'high',
-        cves: [],
-        advisories: [],
-        platforms: [{ family: 'linux', distribution: 'debian', release: 'bookworm', arch: ['amd64'] }],
-        applicability: { package: { manager: 'dpkg', name: 'pw-test-tool', installed: true } },
-        installed: { package: { manager: 'dpkg', name: 'pw-test-tool', version: { ge: '1.0-2' } } },
-        requires: [],
-        supersedes: [],
-        conflicts: [],
-        restart: { reboot: 'never', kernel: false },
-        fixes: [{ manager: 'dpkg', name: 'pw-test-tool', version: '1.0-2' }],
-        payload: [],
         install: [{ type: 'package', manager: 'apt', op: 'upgrade', name: 'pw-test-tool', version: '1.0-2', fetch: { repository: base, ...file } }],
-        undo: [],
-      };
+      });
     }
 
     it('fetches the package files of needed patches once, checked against the signed hash, and serves them after the mirror drops them', async () => {

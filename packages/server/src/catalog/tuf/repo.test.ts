@@ -7,32 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson, sha256Hex, type PatchManifest } from '@patchwarden/core';
 import { testDatabases } from '../../testing/databases.js';
 import { makeHarness, type Harness } from '../../testing/harness.js';
+import { packagePatch } from '../../testing/fixtures.js';
 import { MetadataKind } from '@tufjs/models';
 import { binBitsFor, patchOfTargetPath, signBinFast, signMetadata, targetPathOf } from './repo.js';
 import { generateKey } from '../keys.js';
 
 const bookworm = [{ family: 'linux', distribution: 'debian', release: 'bookworm', arch: ['amd64'] }];
-function patch(id: string, fixed: string): PatchManifest {
-  return {
-    id,
-    revision: 1,
-    title: `${id} ${fixed}`,
-    severity: 'high',
-    cves: [],
-    advisories: [],
-    platforms: bookworm,
-    applicability: { package: { manager: 'dpkg', name: 'zlib1g', installed: true } },
-    installed: { package: { manager: 'dpkg', name: 'zlib1g', version: { ge: fixed } } },
-    requires: [],
-    supersedes: [],
-    conflicts: [],
-    restart: { reboot: 'never', kernel: false },
-    fixes: [],
-    payload: [],
-    install: [],
-    undo: [],
-  };
-}
+const patch = (id: string, fixed: string): PatchManifest => packagePatch(id, 'zlib1g', fixed, { title: `${id} ${fixed}`, fixes: [] });
 
 /** tuf-js fetching through the server's own routes (in process), with a token. */
 class InjectFetcher extends BaseFetcher {

@@ -8,12 +8,16 @@ import { tokenCommands } from './commands/token.js';
 import { vercmpCommand } from './commands/vercmp.js';
 import { complianceCommands } from './commands/compliance.js';
 import { deployCommands } from './commands/deploy.js';
+import { approveRuleCommands } from './commands/approve.js';
+import { groupTargetingCommands } from './commands/groups.js';
+import { cveCommands } from './commands/cves.js';
 import { catalogCommand } from './commands/catalog.js';
 import { scanCommand } from './commands/scan.js';
 import { keysCommands } from './commands/keys.js';
 import { patchCommands } from './commands/patch.js';
 import { payloadCommands } from './commands/payloads.js';
 import { siteCommands } from './commands/sites.js';
+import { webhookCommands } from './commands/webhooks.js';
 
 export const CLI_VERSION = '0.1.0';
 
@@ -39,11 +43,15 @@ Getting started:
   tokenCommands(program);
   complianceCommands(program);
   deployCommands(program);
+  approveRuleCommands(program);
+  groupTargetingCommands(program);
+  cveCommands(program);
   catalogCommand(program);
   scanCommand(program);
   patchCommands(program);
   payloadCommands(program);
   siteCommands(program);
+  webhookCommands(program);
   keysCommands(program);
   vercmpCommand(program);
   return program;

@@ -28,6 +28,8 @@ export interface DeviceDetail extends DeviceSummary {
   machineId: string | null;
   collectors: CollectorReport[];
   inventoryHash: string | null;
+  /** packages held at their version on the device (apt-mark hold): patches leave them alone */
+  heldPackages: string[];
 }
 
 export interface Page<T> {

@@ -112,6 +112,8 @@ export const SystemFacts = z.strictObject({
   rebootRequired: z.boolean(),
   agentVersion: z.string().max(64),
   collectors: z.array(CollectorReport).max(32),
+  /** Packages the administrator pinned on the device (`apt-mark hold`, dnf versionlock): patches leave them alone. */
+  heldPackages: z.array(z.string().min(1).max(255)).max(4096).optional(),
   /** The files the server asked for (paths that verified catalog rules name), by path. */
   files: z.record(z.string().min(1).max(1024), FileFactSchema).optional(),
 });

@@ -19,3 +19,6 @@ export * from './actions.js';
 export * from './graph.js';
 export * from './schedule/index.js';
 export * from './jobs.js';
+export * from './webhooks.js';
+export * from './targeting.js';
+export * from './undo.js';

@@ -52,6 +52,15 @@ const TargetPath = z
 
 const Instant = z.iso.datetime();
 
+/** When a device reboots after a patch that needs it: never, at its window's end, or at the deadline. */
+export const REBOOT_POLICIES = ['never', 'window-end', 'deadline'] as const;
+export const RebootPolicy = z.enum(REBOOT_POLICIES);
+export type RebootPolicy = z.infer<typeof RebootPolicy>;
+
+/** The deployment's reboot decision for this job: the policy and the instant it names (null: never). */
+export const JobReboot = z.strictObject({ policy: RebootPolicy, at: Instant.nullable() });
+export type JobReboot = z.infer<typeof JobReboot>;
+
 export const AgentJob = z.union([
   z.strictObject({
     id: JobId,
@@ -62,6 +71,7 @@ export const AgentJob = z.union([
     target: TargetPath,
     notBefore: Instant,
     deadline: Instant.nullable(),
+    reboot: JobReboot.optional(),
   }),
   z.strictObject({
     id: JobId,
@@ -71,6 +81,7 @@ export const AgentJob = z.union([
     target: TargetPath,
     notBefore: Instant,
     deadline: Instant.nullable(),
+    reboot: JobReboot.optional(),
     /** The install job whose snapshot this undoes. */
     undoes: JobId,
   }),
@@ -103,6 +114,8 @@ export const JobReport = z.strictObject({
       /** What the patch touched, before and after (package versions, one per line). */
       before: DetailText.optional(),
       after: DetailText.optional(),
+      /** The patch needs a reboot that has not happened yet. */
+      rebootPending: z.boolean().optional(),
     })
     .default({}),
 });

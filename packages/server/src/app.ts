@@ -29,8 +29,14 @@ import { siteRoutes } from './sites/routes.js';
 import { MirrorRepository, refuseCatalogWrites } from './catalog/mirror/readonly.js';
 import { MirrorService, type MirrorConfig } from './catalog/mirror/service.js';
 import { deploymentRoutes } from './deployments/routes.js';
+import { jobHistoryRoutes } from './deployments/job-history.js';
+import { approvalRuleRoutes } from './approvals/routes.js';
+import { JobWakeups } from './deployments/wakeups.js';
+import { testClockRoutes, type TestClock } from './http/test-clock.js';
 import { mirrorRoutes } from './catalog/mirror/routes.js';
 import { payloadRoutes } from './catalog/payload-routes.js';
+import { webhookRoutes } from './notifications/routes.js';
+import { WebhookWorker } from './notifications/worker.js';
 
 export const SERVER_VERSION = '0.1.0';
 
@@ -49,12 +55,14 @@ export interface AppOptions {
    * no root of its own, and the routes that would add to the catalog are refused.
    */
   mirror?: MirrorConfig;
+  /** A clock tests may move forward over the API (`server --test-clock`); never in production. */
+  testClock?: TestClock;
 }
 
 export const DEFAULT_CONSOLE_DIR = fileURLToPath(new URL('../../console/dist', import.meta.url));
 
 /** The assembled server, with the services that CLI commands on the same machine use directly. */
-export type PatchwardenApp = FastifyInstance & { compliance: ComplianceEngine; catalogContext: AppContext; mirror: MirrorService | null };
+export type PatchwardenApp = FastifyInstance & { compliance: ComplianceEngine; catalogContext: AppContext; mirror: MirrorService | null; webhooks: WebhookWorker };
 
 export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
   const app = Fastify({
@@ -86,6 +94,7 @@ export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
     tuf: opts.mirror ? new MirrorRepository(opts.db, now) : new TufRepository(opts.db, opts.catalogKeys ?? ephemeralRepoKeys(), now),
     now,
     checkinIntervalSeconds: opts.checkinIntervalSeconds ?? 300,
+    wakeups: new JobWakeups(),
     version: SERVER_VERSION,
   };
 
@@ -130,10 +139,19 @@ export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
   await app.register(siteRoutes(ctx));
   await app.register(mirrorRoutes(ctx, mirror));
   await app.register(deploymentRoutes(ctx));
+  await app.register(jobHistoryRoutes(ctx));
+  if (opts.testClock) await app.register(testClockRoutes(ctx, opts.testClock));
+  await app.register(approvalRuleRoutes(ctx));
+  // the webhook outbox's sender: started by startServer, stopped when the app closes
+  const webhooks = new WebhookWorker(opts.db, now);
+  webhooks.log = app.log;
+  app.addHook('onClose', () => webhooks.stop());
+  await app.register(webhookRoutes(ctx, webhooks));
 
   app.decorate('compliance', ctx.compliance);
   app.decorate('catalogContext', ctx);
   app.decorate('mirror', mirror);
+  app.decorate('webhooks', webhooks);
   if (mirror) mirror.log = app.log;
   const consoleDir = opts.consoleDir ?? DEFAULT_CONSOLE_DIR;
   if (existsSync(consoleDir)) {

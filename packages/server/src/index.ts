@@ -15,3 +15,4 @@ export { loadOrCreateRepoKeys, ephemeralRepoKeys, type LoadedKeys } from './cata
 export * from './catalog/osv/index.js';
 export * from './catalog/debian-tracker/index.js';
 export * from './catalog/tuf/offline.js';
+export { movableClock, type TestClock } from './http/test-clock.js';

@@ -2,6 +2,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildApp, type PatchwardenApp } from './app.js';
+import type { TestClock } from './http/test-clock.js';
+import { runPolicyPass } from './approvals/policy.js';
 import { loadOrCreateRepoKeys } from './catalog/tuf/keystore.js';
 import { databaseUrl, type ServerConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
@@ -23,7 +25,7 @@ export interface RunningServer {
 }
 
 
-export async function startServer(config: ServerConfig, opts: { now?: () => number } = {}): Promise<RunningServer> {
+export async function startServer(config: ServerConfig, opts: { now?: () => number; testClock?: TestClock } = {}): Promise<RunningServer> {
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const database = await openDatabase({ url: databaseUrl(config) });
   let firstAdminToken: string | null = null;
@@ -53,6 +55,7 @@ export async function startServer(config: ServerConfig, opts: { now?: () => numb
     checkinIntervalSeconds: config.checkinIntervalSeconds,
     logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
     ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.testClock ? { testClock: opts.testClock } : {}),
   });
   try {
     await app.listen({ host: config.host, port: config.port });
@@ -61,6 +64,8 @@ export async function startServer(config: ServerConfig, opts: { now?: () => numb
     await database.close();
     throw err;
   }
+  // webhook deliveries, pending ones from before a restart first
+  app.webhooks.start();
   // today's compliance snapshot, rewritten every hour so the day's last one stands for it
   const clock = opts.now ?? Date.now;
   const historyJob = new Cron('7 * * * *', { timezone: 'UTC', protect: true }, async () => {
@@ -68,6 +73,15 @@ export async function startServer(config: ServerConfig, opts: { now?: () => numb
       await recordHistory(database.db, dayOf(clock()));
     } catch (err) {
       app.log.error({ err }, 'compliance history snapshot failed');
+    }
+  });
+  // approval rules and exploited-CVE announcements, every 10 minutes
+  const policyJob = new Cron('3-59/10 * * * *', { protect: true }, async () => {
+    try {
+      const r = await runPolicyPass(database.db, clock());
+      if (r.approved.length || r.announced.length) app.log.info({ approved: r.approved.length, announced: r.announced.length }, 'policy pass');
+    } catch (err) {
+      app.log.error({ err }, 'policy pass failed');
     }
   });
   // online catalog roles are re-signed well before they expire (a local server signs nothing)
@@ -102,6 +116,7 @@ export async function startServer(config: ServerConfig, opts: { now?: () => numb
     adminTokenFile,
     async close() {
       historyJob.stop();
+      policyJob.stop();
       resignJob.stop();
       syncJob?.stop();
       await app.mirror?.close();

@@ -1,5 +1,6 @@
 /** Deployments and approvals from the command line. */
 import type { Command } from 'commander';
+import { PatchwardenError } from '@patchwarden/core';
 import { ApiClient, withClient, type ClientOptions } from '../client.js';
 import { printJson, table } from '../output.js';
 
@@ -23,6 +24,13 @@ export interface DeploymentStatus {
   currentRing: number;
   rings: RingStatus[];
   jobs: { install: Record<string, number>; undo: Record<string, number> };
+  target?: {
+    groups?: string[];
+    labels?: string[];
+    devices?: string[];
+    exclude?: { groups?: string[]; labels?: string[]; devices?: string[] };
+    testRings?: string[];
+  };
   undoJobs?: number;
   unassigned?: string[];
 }
@@ -36,6 +44,19 @@ interface DeploymentListItem {
   rings: number;
   jobs: { total: number; succeeded: number; failed: number };
 }
+
+type CreateFlags = Flags & {
+  group?: string;
+  label?: string;
+  device?: string;
+  excludeGroup?: string;
+  excludeLabel?: string;
+  excludeDevice?: string;
+  start?: string;
+  deadline?: string;
+  ring?: string[];
+  failureThreshold: string;
+};
 
 const list = (xs: string | undefined) => (xs ? xs.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
 
@@ -51,9 +72,21 @@ export function parseRing(spec: string, index: number, threshold: number) {
   return { ...common, percent: Number(m[1]) };
 }
 
+/** `groups web, db; labels env=prod; 2 devices; excluding group pci; test ring canary` */
+export function describeTarget(t: NonNullable<DeploymentStatus['target']>): string {
+  const part = (what: string, xs: string[] | undefined, count = false) =>
+    xs?.length ? (count ? `${xs.length} device${xs.length === 1 ? '' : 's'}` : `${what}${xs.length === 1 ? '' : 's'} ${xs.join(', ')}`) : null;
+  const inc = [part('group', t.groups), part('label', t.labels), part('device', t.devices, true)].filter(Boolean);
+  const exc = [part('group', t.exclude?.groups), part('label', t.exclude?.labels), part('device', t.exclude?.devices, true)].filter(Boolean);
+  return [inc.join('; ') || 'nothing', exc.length ? `excluding ${exc.join(', ')}` : null, t.testRings?.length ? `test ring ${t.testRings.join(', ')}` : null]
+    .filter(Boolean)
+    .join('; ');
+}
+
 function printStatus(d: DeploymentStatus): void {
   console.log(`deployment ${d.id}: ${d.status}${d.reason ? ` — ${d.reason}` : ''}`);
   console.log(`  patches ${d.patches.join(', ')}; start ${d.start}${d.deadline ? `, deadline ${d.deadline}` : ''}`);
+  if (d.target) console.log(`  target ${describeTarget(d.target)}`);
   console.log(
     table(d.rings, [
       { header: 'ring', get: (r) => r.name },
@@ -76,20 +109,41 @@ export function deployCommands(program: Command): void {
   withClient(
     deploy
       .command('create')
-      .description('deploy patches to groups or devices (only patches approved for their groups)')
+      .description('deploy patches to groups, labels and devices (only patches their groups approved, none declined)')
       .argument('<patches...>', 'patch ids')
-      .option('--group <names>', 'target groups, comma-separated')
+      .option('--group <names>', 'target groups (static or dynamic), comma-separated')
+      .option('--label <labels>', 'target the devices with any of these labels, comma-separated')
       .option('--device <refs>', 'target devices (ids or hostnames), comma-separated')
+      .option('--exclude-group <names>', 'leave out the devices of these groups, comma-separated')
+      .option('--exclude-label <labels>', 'leave out the devices with any of these labels, comma-separated')
+      .option('--exclude-device <refs>', 'leave out these devices (ids or hostnames), comma-separated')
       .option('--start <iso>', 'start (ISO 8601; default now)')
       .option('--deadline <iso>', 'deadline: devices that missed their windows install then')
       .option('--ring <spec...>', 'rings in order: PERCENT%[:BAKE_MINUTES] or group=NAME[,NAME][:BAKE_MINUTES] (default one ring of 100%)')
-      .option('--failure-threshold <ratio>', 'halt a ring when failed ÷ finished goes above this', '0'),
-  ).action(async (patches: string[], f: Flags & { group?: string; device?: string; start?: string; deadline?: string; ring?: string[]; failureThreshold: string }) => {
+      .option('--failure-threshold <ratio>', 'halt a ring when failed ÷ finished goes above this', '0')
+      .addHelpText(
+        'after',
+        `
+Targets add up (groups, labels and devices, any combination); exclusions then take devices out.
+A device gets a job for a patch when it needs it, one of its groups approved it and none declined.
+
+Examples:
+  patchwarden deploy create debian/openssl-3.0.15-1~deb12u1 --group web --ring 10%:60 --ring 100%
+  patchwarden deploy create custom/acme-hotfix-12 --label env=prod --exclude-label pci --exclude-device db-1`,
+      ),
+  ).action(async (patches: string[], f: CreateFlags) => {
     const threshold = Number(f.failureThreshold);
+    const exclude = {
+      ...(f.excludeGroup ? { groups: list(f.excludeGroup) } : {}),
+      ...(f.excludeLabel ? { labels: list(f.excludeLabel) } : {}),
+      ...(f.excludeDevice ? { devices: list(f.excludeDevice) } : {}),
+    };
     const body = {
       patches,
       ...(f.group ? { groups: list(f.group) } : {}),
+      ...(f.label ? { labels: list(f.label) } : {}),
       ...(f.device ? { devices: list(f.device) } : {}),
+      ...(Object.keys(exclude).length ? { exclude } : {}),
       start: f.start ?? new Date().toISOString(),
       ...(f.deadline ? { deadline: f.deadline } : {}),
       ...(f.ring ? { rings: f.ring.map((s, i) => parseRing(s, i, threshold)) } : {}),
@@ -126,8 +180,32 @@ export function deployCommands(program: Command): void {
     if (r.total > r.items.length) console.log(`(${r.items.length} of ${r.total})`);
   });
 
-  withClient(deploy.command('status').description('rings, verdicts and jobs of a deployment').argument('<id>', 'deployment id')).action(async (id: string, f: Flags) => {
-    const d = await ApiClient.from(f).call<DeploymentStatus>('GET', `/api/v1/deployments/${encodeURIComponent(id)}`);
+  withClient(
+    deploy
+      .command('status')
+      .description('rings, verdicts and jobs of a deployment; --watch follows it until it ends')
+      .argument('<id>', 'deployment id')
+      .option('--watch', 'follow it live: a progress bar per ring (one line per change when not on a terminal)')
+      .option('--interval <seconds>', 'with --watch: seconds between refreshes', '2')
+      .addHelpText(
+        'after',
+        `
+With --watch the command ends when the deployment does, and its exit code says how:
+  0   complete: every ring finished and baked healthy
+  11  halted: a ring crossed its failure threshold, or an administrator halted it
+  12  undone
+Other codes are errors (7: the server could not be reached, 4: no such deployment).
+With --json, --watch prints the whole status as one JSON line each time it changes.`,
+      ),
+  ).action(async (id: string, f: Flags & { watch?: boolean; interval: string }) => {
+    const client = ApiClient.from(f);
+    const get = () => client.call<DeploymentStatus>('GET', `/api/v1/deployments/${encodeURIComponent(id)}`);
+    if (f.watch) {
+      const { intervalMs, watchDeployment } = await import('./deploy-watch.js');
+      process.exitCode = await watchDeployment(get, { intervalMs: intervalMs(f.interval), tty: !!process.stdout.isTTY, json: !!f.json });
+      return;
+    }
+    const d = await get();
     if (f.json) return printJson(d);
     printStatus(d);
   });
@@ -158,9 +236,19 @@ export function deployCommands(program: Command): void {
       .command('approve')
       .description('approve (or decline) a patch for a group; compliance states do not change')
       .argument('<patch>', 'patch id')
-      .requiredOption('--group <name>', 'group')
-      .option('--decline', 'decline instead of approve'),
-  ).action(async (patch: string, f: Flags & { group: string; decline?: boolean }) => {
+      // required, but checked below: commander also checks a parent's required options for its
+      // subcommands, and `approve rules …` takes no --group of approve's
+      .option('--group <name>', 'group (required)')
+      .option('--decline', 'decline instead of approve')
+      .addHelpText(
+        'after',
+        `
+A device may get a patch when at least one of its groups (static or dynamic) approved it and
+none declined it: a decline wins. A group that requires a test-ring pass refuses an approval
+until the patch passed the test ring. Approval rules: see \`patchwarden approve rules --help\`.`,
+      ),
+  ).action(async (patch: string, f: Flags & { group?: string; decline?: boolean }) => {
+    if (!f.group) throw new PatchwardenError('E_VALIDATION', "required option '--group <name>' not specified", { hint: 'patchwarden approve PATCH --group GROUP [--decline]' });
     const r = await ApiClient.from(f).call<{ patch: string; group: string; decision: string }>('POST', '/api/v1/approvals', {
       patch,
       group: f.group,

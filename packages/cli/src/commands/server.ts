@@ -17,6 +17,7 @@ interface ServerFlags {
   upstreamToken?: string;
   upstreamRoot?: string;
   upstreamSyncMinutes?: string;
+  testClock?: boolean;
 }
 
 function serverOptions(cmd: Command): Command {
@@ -31,11 +32,12 @@ function serverOptions(cmd: Command): Command {
     .option('--upstream <url>', 'run as a local patch server mirroring this central server')
     .option('--upstream-token <token>', 'the site token (pws_…) the central server made for this site (or $PATCHWARDEN_UPSTREAM_TOKEN)')
     .option('--upstream-root <file|sha256:hex>', "the central root this server trusts first: its root.json, or sha256:HEX of it (alone: an air-gapped site that imports export files)")
-    .option('--upstream-sync-minutes <n>', 'minutes between syncs from the upstream (default 5; 0: only `patchwarden catalog sync`)');
+    .option('--upstream-sync-minutes <n>', 'minutes between syncs from the upstream (default 5; 0: only `patchwarden catalog sync`)')
+    .option('--test-clock', 'for tests only: a clock that POST /api/v1/test/clock moves forward (bakes and deadlines in seconds)');
 }
 
 async function start(flags: ServerFlags, defaults: { logLevel: string }) {
-  const { loadServerConfig, startServer } = await import('@patchwarden/server');
+  const { loadServerConfig, startServer, movableClock } = await import('@patchwarden/server');
   const config = loadServerConfig({
     flags: {
       port: flags.port,
@@ -51,7 +53,9 @@ async function start(flags: ServerFlags, defaults: { logLevel: string }) {
     },
     ...(flags.config ? { configFile: flags.config } : {}),
   });
-  const server = await startServer(config);
+  const test = flags.testClock ? movableClock() : null;
+  if (test) console.error('warning: --test-clock: the server clock can be moved forward over the API; never use this in production');
+  const server = await startServer(config, test ? { now: test.now, testClock: test.clock } : {});
   const stop = async () => {
     await server.close();
     process.exit(0);

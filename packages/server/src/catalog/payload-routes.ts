@@ -33,7 +33,16 @@ export function payloadRoutes(ctx: AppContext): FastifyPluginAsyncZod {
       async (req, reply) => {
         const row = await ctx.db.selectFrom('content').select('bytes').where('sha256', '=', req.params.sha256).executeTakeFirst();
         if (!row) throw new PatchwardenError('E_NOT_FOUND', `the content store has no file ${req.params.sha256}`, { hint: 'cache it first: `patchwarden catalog cache-payloads`' });
-        return reply.type('application/octet-stream').header('cache-control', 'private, max-age=31536000, immutable').send(Buffer.from(row.bytes));
+        const bytes = Buffer.from(row.bytes);
+        reply.type('application/octet-stream').header('cache-control', 'private, max-age=31536000, immutable').header('accept-ranges', 'bytes');
+        // an agent resumes a cut-off download with `Range: bytes=N-`; other range forms get the whole file
+        const range = /^bytes=(\d{1,12})-$/.exec(req.headers.range ?? '');
+        if (range) {
+          const from = Number(range[1]);
+          if (from >= bytes.length) return reply.code(416).header('content-range', `bytes */${bytes.length}`).send(Buffer.alloc(0));
+          return reply.code(206).header('content-range', `bytes ${from}-${bytes.length - 1}/${bytes.length}`).send(bytes.subarray(from));
+        }
+        return reply.send(bytes);
       },
     );
   };

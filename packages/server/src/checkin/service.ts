@@ -24,6 +24,7 @@ import { hashToken, newId, newToken } from '../auth/tokens.js';
 import { useSecret } from '../enrollment/store.js';
 import { ensureSet, findSet, loadSetPackages, type SetCache, type SetRef } from '../inventory/store.js';
 import { changedKeys, type ComplianceEngine } from '../compliance/engine.js';
+import { detectRemovedPatches } from '../devices/events.js';
 
 export interface CheckinContext {
   db: Kysely<DB>;
@@ -229,6 +230,8 @@ export async function checkin(ctx: CheckinContext, device: DeviceIdentity, req: 
       ) as SystemFacts | null);
     const known = { ...(newPackages ? { packages: newPackages } : {}), ...(changed ? { changed } : {}) };
     if (system) await ctx.compliance.assignDevice(device.id, s, system, device.contextId, known);
+    // a patch a job installed that is needed again was removed by hand: say so in the device's history
+    await detectRemovedPatches(ctx.db, now, device.id);
   }
   const res: CheckinResponse = { inventoryHash: inv.hash, systemHash: req.systemHash, nextCheckinSeconds: ctx.checkinIntervalSeconds };
   if (ctx.compliance) {

@@ -375,6 +375,106 @@ const deployments = (): Migration => ({
   },
 });
 
+/**
+ * Webhooks: each subscription (URL, events as JSON, the secret the server signs with: kept as is,
+ * because HMAC needs it, and never answered after creation or logged) and the durable outbox of
+ * deliveries: one row per event and webhook, with the exact body to send, its attempts and the
+ * next attempt's time, so a restart resumes what was pending.
+ */
+const webhooks = (): Migration => ({
+  async up(db: Db) {
+    await db.schema
+      .createTable('webhooks')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('url', 'text', (c) => c.notNull())
+      .addColumn('events_json', 'text', (c) => c.notNull())
+      .addColumn('secret', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('webhook_deliveries')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('webhook_id', 'text', (c) => c.notNull().references('webhooks.id').onDelete('cascade'))
+      .addColumn('event', 'text', (c) => c.notNull())
+      .addColumn('body', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('next_attempt_at', 'bigint', (c) => c.notNull())
+      .addColumn('last_attempt_at', 'bigint')
+      .addColumn('last_status', 'integer')
+      .addColumn('last_error', 'text')
+      .addColumn('last_response', 'text')
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('delivered_at', 'bigint')
+      .execute();
+    await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['status', 'next_attempt_at']).execute();
+    await db.schema.createIndex('webhook_deliveries_webhook').on('webhook_deliveries').columns(['webhook_id', 'created_at']).execute();
+  },
+});
+
+/**
+ * Targeting: dynamic groups (a device query, JSON checked with core's parseDeviceQuery), test
+ * rings, where an approval came from (a rule, or null: an administrator), approval rules per
+ * group, and the CVEs flagged as exploited.
+ */
+const targeting = (): Migration => ({
+  async up(db: Db) {
+    await db.schema.alterTable('groups').addColumn('kind', 'text', (c) => c.notNull().defaultTo('static')).execute();
+    await db.schema.alterTable('groups').addColumn('query_json', 'text').execute();
+    await db.schema.alterTable('groups').addColumn('test_ring', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    await db.schema.alterTable('groups').addColumn('require_test_pass', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    await db.schema.alterTable('approvals').addColumn('rule_id', 'text').execute();
+    await db.schema
+      .createTable('approval_rules')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('group_id', 'text', (c) => c.notNull().references('groups.id').onDelete('cascade'))
+      .addColumn('min_severity', 'text')
+      .addColumn('vendors_json', 'text')
+      .addColumn('min_age_days', 'integer')
+      .addColumn('exploited_only', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('require_test_pass', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('approval_rules_group').on('approval_rules').columns(['group_id']).execute();
+    await db.schema
+      .createTable('exploited_cves')
+      .addColumn('cve', 'text', (c) => c.primaryKey())
+      .addColumn('marked_at', 'bigint', (c) => c.notNull())
+      .execute();
+    // "which deployments included this patch", for the test-ring check
+    await db.schema.createIndex('jobs_patch').on('jobs').columns(['patch_id', 'deployment_id']).execute();
+  },
+});
+
+/**
+ * What the agents' work leaves behind: device events (a patch removed by hand after a job
+ * installed it, reboots) and a deployment's reboot policy.
+ */
+const deviceEvents = (dialect: Dialect): Migration => ({
+  async up(db: Db) {
+    await db.schema
+      .createTable('device_events')
+      .addColumn('id', dialect === 'postgres' ? 'bigserial' : 'integer', (c) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+      .addColumn('device_id', 'text', (c) => c.notNull().references('devices.id').onDelete('cascade'))
+      .addColumn('at', 'bigint', (c) => c.notNull())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('patch_id', 'text')
+      .addColumn('job_id', 'text')
+      .addColumn('message', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('device_events_device').on('device_events').columns(['device_id', 'at']).execute();
+    await db.schema.alterTable('deployments').addColumn('reboot_policy', 'text', (c) => c.notNull().defaultTo('never')).execute();
+    // patches already announced as exploited-and-needed (announced once per revision)
+    await db.schema
+      .createTable('exploited_notified')
+      .addColumn('patch_id', 'text', (c) => c.notNull())
+      .addColumn('revision', 'integer', (c) => c.notNull())
+      .addColumn('notified_at', 'bigint', (c) => c.notNull())
+      .addPrimaryKeyConstraint('exploited_notified_pk', ['patch_id', 'revision'])
+      .execute();
+  },
+});
+
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations() {
@@ -385,6 +485,9 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
         '0004_signed_catalog': signedCatalog(dialect),
         '0005_sites': sites(dialect),
         '0006_deployments': deployments(),
+        '0007_targeting': targeting(),
+        '0008_webhooks': webhooks(),
+        '0009_device_events': deviceEvents(dialect),
       };
     },
   };

@@ -31,6 +31,11 @@ export interface GroupsTable {
   name: string;
   description: string;
   created_at: number;
+  /** 0007: a dynamic group's members are the devices its query (query_json) matches */
+  kind: Generated<'static' | 'dynamic'>;
+  query_json: string | null;
+  test_ring: Generated<number>;
+  require_test_pass: Generated<number>;
 }
 
 export interface EnrollmentSecretsTable {
@@ -210,6 +215,24 @@ export interface ApprovalsTable {
   group_id: string;
   decision: 'approve' | 'decline';
   decided_at: number;
+  /** 0007: the approval rule that made it; null: an administrator's decision */
+  rule_id: string | null;
+}
+
+export interface ApprovalRulesTable {
+  id: string;
+  group_id: string;
+  min_severity: string | null;
+  vendors_json: string | null;
+  min_age_days: number | null;
+  exploited_only: number;
+  require_test_pass: number;
+  created_at: number;
+}
+
+export interface ExploitedCvesTable {
+  cve: string;
+  marked_at: number;
 }
 
 export interface GroupSchedulesTable {
@@ -230,6 +253,8 @@ export interface DeploymentsTable {
   deadline_at: number | null;
   created_at: number;
   undone_at: number | null;
+  /** never | window-end | deadline: when a device reboots after a patch that needs it (column default 'never') */
+  reboot_policy?: string;
 }
 
 export interface JobsTable {
@@ -255,6 +280,33 @@ export interface JobEventsTable {
   at: number;
   state: string;
   message: string | null;
+}
+
+export interface WebhooksTable {
+  id: string;
+  url: string;
+  events_json: string;
+  /** kept as given: the server signs with it (HMAC); never answered after creation, never logged */
+  secret: string;
+  created_at: number;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  webhook_id: string;
+  event: string;
+  /** the exact JSON body, so every attempt sends the same bytes */
+  body: string;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  next_attempt_at: number;
+  last_attempt_at: number | null;
+  last_status: number | null;
+  last_error: string | null;
+  /** the start of the last answer's body, at most 1 KiB */
+  last_response: string | null;
+  created_at: number;
+  delivered_at: number | null;
 }
 
 export interface DB {
@@ -286,4 +338,26 @@ export interface DB {
   deployments: DeploymentsTable;
   jobs: JobsTable;
   job_events: JobEventsTable;
+  approval_rules: ApprovalRulesTable;
+  exploited_cves: ExploitedCvesTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  device_events: DeviceEventsTable;
+  exploited_notified: ExploitedNotifiedTable;
+}
+
+export interface DeviceEventsTable {
+  id: Generated<number>;
+  device_id: string;
+  at: number;
+  kind: string;
+  patch_id: string | null;
+  job_id: string | null;
+  message: string;
+}
+
+export interface ExploitedNotifiedTable {
+  patch_id: string;
+  revision: number;
+  notified_at: number;
 }

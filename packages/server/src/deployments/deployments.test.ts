@@ -245,7 +245,9 @@ for (const tdb of testDatabases) {
       const cases: [string, string, unknown, number, string][] = [
         ['POST', '/api/v1/deployments', { patches: ['test/nope'], groups: ['web'], start: now() }, 404, 'E_NOT_FOUND'],
         ['POST', '/api/v1/deployments', { patches: [P1], groups: ['nope'], start: now() }, 404, 'E_NOT_FOUND'],
-        ['POST', '/api/v1/deployments', { patches: [P1], groups: ['web'], devices: ['web-1'], start: now() }, 400, 'E_VALIDATION'],
+        ['POST', '/api/v1/deployments', { patches: [P1], start: now() }, 400, 'E_VALIDATION'],
+        ['POST', '/api/v1/deployments', { patches: [P1], groups: [], labels: [], start: now() }, 400, 'E_VALIDATION'],
+        ['POST', '/api/v1/deployments', { patches: [P1], groups: ['web'], exclude: { hosts: ['web-1'] }, start: now() }, 400, 'E_VALIDATION'],
         ['POST', '/api/v1/deployments', { patches: [P1], groups: ['web'], start: 'tomorrow' }, 400, 'E_VALIDATION'],
         ['POST', '/api/v1/deployments', { patches: [P1], groups: ['web'], start: now(), deadline: '2000-01-01T00:00:00Z' }, 400, 'E_VALIDATION'],
         ['POST', '/api/v1/deployments', { patches: [P1], groups: ['web'], start: now(), rings: [{ name: 'x', percent: 0 }] }, 400, 'E_VALIDATION'],

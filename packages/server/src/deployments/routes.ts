@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { FreezePeriod, JobReport, MaintenanceWindow, Ring } from '@patchwarden/core';
+import { FreezePeriod, JobReport, MaintenanceWindow, RebootPolicy, Ring } from '@patchwarden/core';
 import type { AppContext } from '../http/context.js';
 import { requireDevice } from '../http/auth.js';
 import {
@@ -17,9 +17,12 @@ import {
   setGroupSchedule,
   undoDeployment,
 } from './service.js';
+import { forgetProgress } from './progress.js';
 
 const PatchId = z.string().min(1).max(200);
 const GroupRef = z.string().min(1).max(200);
+const LabelRef = z.string().min(1).max(63);
+const DeviceRef = z.string().min(1).max(255);
 const Id = z.object({ id: z.uuid() });
 const Paging = {
   limit: z.coerce.number().int().min(1).max(1000).default(50),
@@ -28,8 +31,24 @@ const Paging = {
 /** A report: at most 200 events and 3 × 64 KiB of detail, so well below this. */
 const REPORT_BODY_LIMIT = 512 * 1024;
 
+/** True when the ring of `jobId` has no job left without a report. */
+async function ringComplete(db: AppContext['db'], jobId: string): Promise<boolean> {
+  const job = await db.selectFrom('jobs').select(['deployment_id', 'ring', 'kind']).where('id', '=', jobId).executeTakeFirst();
+  if (!job || job.kind !== 'install') return false;
+  const open = await db
+    .selectFrom('jobs')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('deployment_id', '=', job.deployment_id)
+    .where('ring', '=', job.ring)
+    .where('kind', '=', 'install')
+    .where('report_json', 'is', null)
+    .executeTakeFirstOrThrow();
+  return Number(open.n) === 0;
+}
+
 export function deploymentRoutes(ctx: AppContext): FastifyPluginAsyncZod {
   const { db } = ctx;
+  const wakeups = ctx.wakeups;
   return async (app) => {
     const admin = { auth: 'admin' as const };
     const device = { auth: 'device' as const };
@@ -80,18 +99,27 @@ export function deploymentRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         config: admin,
         schema: {
           tags: ['deployments'],
-          summary: 'Deploy approved patches to groups or devices, in rings',
+          summary: 'Deploy approved patches to groups, labels and devices (a union, less the exclusions), in rings',
           body: z.strictObject({
             patches: z.array(PatchId).min(1).max(100),
-            groups: z.array(GroupRef).min(1).max(100).optional(),
-            devices: z.array(z.string().min(1).max(255)).min(1).max(10_000).optional(),
+            groups: z.array(GroupRef).max(100).optional(),
+            labels: z.array(LabelRef).max(100).optional(),
+            devices: z.array(DeviceRef).max(10_000).optional(),
+            exclude: z
+              .strictObject({ groups: z.array(GroupRef).max(100).optional(), labels: z.array(LabelRef).max(100).optional(), devices: z.array(DeviceRef).max(10_000).optional() })
+              .optional(),
             start: z.iso.datetime({ offset: true }),
             deadline: z.iso.datetime({ offset: true }).optional(),
             rings: z.array(Ring).min(1).max(20).optional(),
+            reboot: RebootPolicy.optional(),
           }),
         },
       },
-      async (req, reply) => reply.status(201).send(await createDeployment(db, ctx.now(), req.body)),
+      async (req, reply) => {
+        const created = await createDeployment(db, ctx.now(), req.body);
+        await wakeups.wakeDeployment(db, created.id, 'install');
+        return reply.status(201).send(created);
+      },
     );
     app.get(
       '/api/v1/deployments',
@@ -109,23 +137,55 @@ export function deploymentRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         config: admin,
         schema: { tags: ['deployments'], summary: 'Halt a deployment', params: Id, body: z.strictObject({ reason: z.string().min(1).max(500).optional() }).optional() },
       },
-      async (req) => haltDeployment(db, ctx.now(), req.params.id, req.body?.reason ?? 'halted by an administrator'),
+      async (req) => {
+        forgetProgress(db, req.params.id);
+        return haltDeployment(db, ctx.now(), req.params.id, req.body?.reason ?? 'halted by an administrator');
+      },
     );
     app.post(
       '/api/v1/deployments/:id/resume',
       { config: admin, schema: { tags: ['deployments'], summary: 'Resume a halted deployment', params: Id } },
-      async (req) => resumeDeployment(db, ctx.now(), req.params.id),
+      async (req) => {
+        forgetProgress(db, req.params.id);
+        const r = await resumeDeployment(db, ctx.now(), req.params.id);
+        await wakeups.wakeDeployment(db, req.params.id, 'install');
+        return r;
+      },
     );
     app.post(
       '/api/v1/deployments/:id/undo',
       { config: admin, schema: { tags: ['deployments'], summary: 'Undo a deployment: undo jobs for every device whose install succeeded', params: Id } },
-      async (req) => undoDeployment(db, ctx.now(), req.params.id),
+      async (req) => {
+        forgetProgress(db, req.params.id);
+        const r = await undoDeployment(db, ctx.now(), req.params.id);
+        await wakeups.wakeDeployment(db, req.params.id, 'undo');
+        return r;
+      },
     );
 
     app.get(
       '/api/v1/agent/jobs',
-      { config: device, schema: { tags: ['agent'], summary: 'The jobs this device may run now' } },
-      async (req) => ({ jobs: await jobsForDevice(db, ctx.now(), requireDevice(req).id) }),
+      {
+        config: device,
+        schema: {
+          tags: ['agent'],
+          summary: 'The jobs this device may run now; with wait=N the answer waits up to N seconds for one (long poll)',
+          querystring: z.strictObject({ wait: z.coerce.number().int().min(0).max(120).default(0) }),
+        },
+      },
+      async (req) => {
+        const deviceId = requireDevice(req).id;
+        let jobs = await jobsForDevice(db, ctx.now(), deviceId);
+        if (jobs.length || req.query.wait === 0) return { jobs };
+        const closed = new AbortController();
+        req.raw.once('close', () => closed.abort());
+        const until = Date.now() + req.query.wait * 1000;
+        while (!jobs.length && !closed.signal.aborted && Date.now() < until) {
+          await wakeups.wait(deviceId, until - Date.now(), closed.signal);
+          if (!closed.signal.aborted) jobs = await jobsForDevice(db, ctx.now(), deviceId);
+        }
+        return { jobs };
+      },
     );
     app.post(
       '/api/v1/agent/jobs/:id/report',
@@ -134,7 +194,13 @@ export function deploymentRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         bodyLimit: REPORT_BODY_LIMIT,
         schema: { tags: ['agent'], summary: "A job's final report (idempotent)", params: Id, body: JobReport },
       },
-      async (req) => reportJob(db, ctx.now(), requireDevice(req).id, req.params.id, req.body),
+      async (req) => {
+        const answer = await reportJob(db, ctx.now(), requireDevice(req).id, req.params.id, req.body);
+        forgetProgress(db, answer.deployment.id);
+        // a ring that just completed may let the next one start (after a zero bake): wake its devices, not the fleet
+        if (!answer.duplicate && (await ringComplete(db, req.params.id))) await wakeups.wakeDeployment(db, answer.deployment.id, 'install');
+        return answer;
+      },
     );
   };
 }

@@ -6,28 +6,31 @@
 import type { Kysely } from 'kysely';
 import {
   assignRings,
-  deploymentProgress,
   FreezePeriod,
-  isFinalJobState,
   isTimeZone,
   MaintenanceWindow,
   nextInstallSlot,
   PatchwardenError,
-  ringVerdict,
+  RebootPolicy,
+  rebootAt,
+  undoLimits,
   type AgentJob,
-  type DeploymentProgress,
   type JobReport,
+  type PatchManifest,
   type Ring,
-  type RingVerdict,
 } from '@patchwarden/core';
-import type { DB, DeploymentsTable, JobsTable } from '../db/schema.js';
+import type { DB, JobsTable } from '../db/schema.js';
 import { newId } from '../auth/tokens.js';
-import { findGroup } from '../groups/store.js';
+import { findGroup, getGroup } from '../groups/store.js';
+import { computeMembership, textList } from '../groups/membership.js';
+import { evaluate, currentRing, type Evaluation } from './progress.js';
+import { notPassedError, parseTarget, passedTestRing } from './testring.js';
+import { requireApproved, resolveTarget, type TargetSpec } from './targets.js';
 import { targetPathOf } from '../catalog/tuf/repo.js';
+import { notifyDeploymentHalted, notifyJobReport } from '../notifications/events.js';
 
 type Db = Kysely<DB>;
 const iso = (t: number) => new Date(t).toISOString();
-const MINUTE = 60_000;
 
 // ───────────────────────── approvals ─────────────────────────
 
@@ -36,6 +39,9 @@ export interface ApprovalInfo {
   group: string;
   decision: 'approve' | 'decline';
   decidedAt: string;
+  /** manual: an administrator decided; rule: approval rule `ruleId` did */
+  source: 'manual' | 'rule';
+  ruleId: string | null;
 }
 
 async function requirePatches(db: Db, ids: readonly string[]) {
@@ -46,15 +52,22 @@ async function requirePatches(db: Db, ids: readonly string[]) {
   return rows;
 }
 
-/** Approval decides only what may be deployed; compliance states are never touched. */
+/**
+ * Approval decides only what may be deployed; compliance states are never touched. A group that
+ * requires a test-ring pass refuses a manual approval until the patch passed (a decline is
+ * always accepted).
+ */
 export async function setApproval(db: Db, now: number, patch: string, groupRef: string, decision: 'approve' | 'decline'): Promise<ApprovalInfo> {
   await requirePatches(db, [patch]);
-  const g = await findGroup(db, groupRef);
+  const g = await getGroup(db, groupRef);
+  if (decision === 'approve' && g.requireTestPass && !(await passedTestRing(db, now, [patch])).has(patch)) {
+    throw await notPassedError(db, patch, `group '${g.name}' requires a test-ring pass`);
+  }
   await db.transaction().execute(async (tx) => {
     await tx.deleteFrom('approvals').where('patch_id', '=', patch).where('group_id', '=', g.id).execute();
-    await tx.insertInto('approvals').values({ patch_id: patch, group_id: g.id, decision, decided_at: now }).execute();
+    await tx.insertInto('approvals').values({ patch_id: patch, group_id: g.id, decision, decided_at: now, rule_id: null }).execute();
   });
-  return { patch, group: g.name, decision, decidedAt: iso(now) };
+  return { patch, group: g.name, decision, decidedAt: iso(now), source: 'manual', ruleId: null };
 }
 
 export async function listApprovals(db: Db, q: { patch?: string | undefined; group?: string | undefined; limit: number; offset: number }) {
@@ -62,11 +75,13 @@ export async function listApprovals(db: Db, q: { patch?: string | undefined; gro
   if (q.patch) base = base.where('a.patch_id', '=', q.patch);
   if (q.group) base = base.where('g.name', '=', q.group);
   const [rows, n] = await Promise.all([
-    base.select(['a.patch_id', 'g.name', 'a.decision', 'a.decided_at']).orderBy('a.patch_id').orderBy('g.name').limit(q.limit).offset(q.offset).execute(),
+    base.select(['a.patch_id', 'g.name', 'a.decision', 'a.decided_at', 'a.rule_id']).orderBy('a.patch_id').orderBy('g.name').limit(q.limit).offset(q.offset).execute(),
     base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
   ]);
   return {
-    items: rows.map((r): ApprovalInfo => ({ patch: r.patch_id, group: r.name, decision: r.decision, decidedAt: iso(r.decided_at) })),
+    items: rows.map(
+      (r): ApprovalInfo => ({ patch: r.patch_id, group: r.name, decision: r.decision, decidedAt: iso(r.decided_at), source: r.rule_id === null ? 'manual' : 'rule', ruleId: r.rule_id }),
+    ),
     total: Number(n.n),
   };
 }
@@ -102,84 +117,55 @@ function parseSchedule(row: { windows_json: string; freezes_json: string } | und
 
 // ───────────────────────── deployments ─────────────────────────
 
-export interface CreateDeployment {
+export interface CreateDeployment extends TargetSpec {
   patches: string[];
-  groups?: string[] | undefined;
-  devices?: string[] | undefined;
   start: string;
   deadline?: string | undefined;
   rings?: Ring[] | undefined;
+  /** when devices reboot after a patch that needs one (default never: the reboot stays pending and is reported) */
+  reboot?: RebootPolicy | undefined;
 }
 
-interface TargetDevice {
-  id: string;
-  hostname: string;
-  group_id: string | null;
-  group_name: string | null;
-}
-
-async function targetDevices(db: Db, body: CreateDeployment): Promise<TargetDevice[]> {
-  const base = db
-    .selectFrom('devices as d')
-    .leftJoin('groups as g', 'g.id', 'd.group_id')
-    .select(['d.id', 'd.hostname', 'd.group_id', 'g.name as group_name'])
-    .where('d.status', '=', 'active');
-  if (body.groups) {
-    const ids = [];
-    for (const ref of body.groups) ids.push((await findGroup(db, ref)).id);
-    return base.where('d.group_id', 'in', ids).orderBy('d.id').execute();
-  }
-  const refs = body.devices ?? [];
-  const rows = await base.where((eb) => eb.or([eb('d.id', 'in', refs), eb('d.hostname', 'in', refs)])).orderBy('d.id').execute();
-  const missing = refs.filter((r) => !rows.some((d) => d.id === r || d.hostname === r));
-  if (missing.length) throw new PatchwardenError('E_NOT_FOUND', `no active device ${missing.map((m) => `'${m}'`).join(', ')}`);
-  return rows;
-}
+/** Rows per INSERT: 14 columns each, well below both databases' limits on bound parameters. */
+const INSERT_CHUNK = 500;
 
 export async function createDeployment(db: Db, now: number, body: CreateDeployment) {
-  if (!body.groups === !body.devices) throw new PatchwardenError('E_VALIDATION', 'a deployment targets either groups or devices');
   const start = Date.parse(body.start);
   const deadline = body.deadline === undefined ? null : Date.parse(body.deadline);
   if (deadline !== null && deadline <= start) throw new PatchwardenError('E_VALIDATION', 'the deadline must come after the start');
   const rings: Ring[] = body.rings ?? [{ name: 'all', percent: 100, bakeMinutes: 0, failureThreshold: 0, maxNotReporting: 0 }];
   if (new Set(rings.map((r) => r.name)).size !== rings.length) throw new PatchwardenError('E_VALIDATION', 'ring names must differ');
   const patches = await requirePatches(db, body.patches);
-  const devices = await targetDevices(db, body);
+  const target = await resolveTarget(db, body);
+  const m = target.membership;
 
-  // every target group must have approved every patch
-  const groups = new Map<string, string>();
-  for (const d of devices) {
-    if (!d.group_id) throw new PatchwardenError('E_CONFLICT', `device '${d.hostname}' is in no group, so no patch is approved for it`, { hint: 'put it in a group and approve the patches there' });
-    groups.set(d.group_id, d.group_name!);
-  }
-  if (body.groups) for (const ref of body.groups) { const g = await findGroup(db, ref); groups.set(g.id, g.name); }
-  const approved = groups.size
-    ? await db.selectFrom('approvals').select(['patch_id', 'group_id']).where('decision', '=', 'approve').where('group_id', 'in', [...groups.keys()]).where('patch_id', 'in', body.patches).execute()
-    : [];
-  const ok = new Set(approved.map((a) => `${a.patch_id}\0${a.group_id}`));
-  const missing: string[] = [];
-  for (const p of body.patches) for (const [gid, gname] of groups) if (!ok.has(`${p}\0${gid}`)) missing.push(`${p} for group ${gname}`);
-  if (missing.length) {
-    throw new PatchwardenError('E_CONFLICT', `not approved: ${missing.join('; ')}`, { hint: 'approve with `patchwarden approve PATCH --group GROUP`', details: { notApproved: missing } });
-  }
-
-  // devices that need the patches, from compliance
-  const needed = devices.length
+  // devices that need the patches, from compliance: the device list is one bound value
+  const needed = target.devices.length
     ? await db
         .selectFrom('devices as d')
         .innerJoin('effective_states as s', 's.context_id', 'd.context_id')
         .innerJoin('patches as p', 'p.pk', 's.patch_pk')
         .select(['d.id as device_id', 'p.id as patch_id'])
         .where('s.state', '=', 'needed')
-        .where('d.id', 'in', devices.map((d) => d.id))
-        .where('p.id', 'in', body.patches)
+        .where('d.id', 'in', textList(db, target.devices.map((d) => d.id)))
+        .where('p.id', 'in', textList(db, body.patches))
         .execute()
     : [];
   const byDevice = new Map<string, string[]>();
   for (const n of needed) byDevice.set(n.device_id, [...(byDevice.get(n.device_id) ?? []), n.patch_id]);
+  const jobDevices = target.devices.filter((d) => byDevice.has(d.id));
+
+  // every device that gets a job must be cleared for each of its patches by its groups
+  await requireApproved(
+    db,
+    m,
+    jobDevices.flatMap((d) => byDevice.get(d.id)!.map((patch) => ({ device: d, patch }))),
+  );
+
   const id = newId();
-  const ringDevices = devices.filter((d) => byDevice.has(d.id)).map((d) => ({ id: d.id, groups: d.group_name ? [d.group_name] : [] }));
+  const ringDevices = jobDevices.map((d) => ({ id: d.id, groups: m.groupsOf(d.id).map((g) => g.name) }));
   const assignment = assignRings(ringDevices, rings, id);
+  const testRings = m.groups.filter((g) => g.testRing && jobDevices.some((d) => m.groupsOf(d.id).includes(g))).map((g) => g.name);
   const patchOf = new Map(patches.map((p) => [p.id, p]));
   const jobs: JobsTable[] = [];
   assignment.rings.forEach((ring, ringIndex) => {
@@ -193,7 +179,7 @@ export async function createDeployment(db: Db, now: number, body: CreateDeployme
           kind: 'install',
           patch_id: p.id,
           revision: p.revision,
-          target: targetPathOf(p.id, p.source_kind === 'bundle' ? 'bundle' : 'json'),
+          target: targetPathOf(p.id, p.source_kind === 'custom' ? 'bundle' : 'json'),
           ring: ringIndex,
           state: 'queued',
           undoes: null,
@@ -213,49 +199,27 @@ export async function createDeployment(db: Db, now: number, body: CreateDeployme
         status: 'active',
         halt_reason: null,
         patches_json: JSON.stringify(body.patches),
-        target_json: JSON.stringify(body.groups ? { groups: [...groups.values()] } : { devices: devices.map((d) => d.id) }),
+        target_json: JSON.stringify({ ...target.stored, testRings }),
         rings_json: JSON.stringify(rings),
         start_at: start,
         deadline_at: deadline,
         created_at: now,
         undone_at: null,
+        reboot_policy: body.reboot ?? 'never',
       })
       .execute();
-    for (let i = 0; i < jobs.length; i += 500) await tx.insertInto('jobs').values(jobs.slice(i, i + 500)).execute();
+    for (let i = 0; i < jobs.length; i += INSERT_CHUNK) await tx.insertInto('jobs').values(jobs.slice(i, i + INSERT_CHUNK)).execute();
   });
-  return { ...(await getDeployment(db, now, id)), unassigned: assignment.unassigned };
+  return { ...(await getDeployment(db, now, id)), unassigned: assignment.unassigned, undoLimits: await undoLimitsOf(db, body.patches) };
 }
 
-interface Evaluation {
-  row: DeploymentsTable;
-  rings: Ring[];
-  verdicts: RingVerdict[];
-  progress: DeploymentProgress;
-}
-
-async function evaluate(db: Db, now: number, id: string): Promise<Evaluation> {
-  const row = await db.selectFrom('deployments').selectAll().where('id', '=', id).executeTakeFirst();
-  if (!row) throw new PatchwardenError('E_NOT_FOUND', `no deployment '${id}'`, { hint: 'list deployments with `patchwarden deploy list`' });
-  const rings = JSON.parse(row.rings_json) as Ring[];
-  const jobs = await db.selectFrom('jobs').select(['ring', 'state', 'finished_at']).where('deployment_id', '=', id).where('kind', '=', 'install').execute();
-  const deadlinePassed = row.deadline_at !== null && now >= row.deadline_at;
-  const verdicts = rings.map((ring, i) => {
-    const mine = jobs.filter((j) => j.ring === i);
-    const allDone = mine.length > 0 && mine.every((j) => isFinalJobState(j.state));
-    const lastEnd = allDone ? Math.max(...mine.map((j) => j.finished_at ?? 0)) : undefined;
-    const bakeStartedAt = lastEnd ?? (deadlinePassed ? row.deadline_at! : undefined);
-    return ringVerdict({
-      jobs: mine,
-      total: mine.length,
-      failureThreshold: ring.failureThreshold,
-      maxNotReporting: ring.maxNotReporting,
-      ...(bakeStartedAt === undefined ? {} : { bakeStartedAt }),
-      bakeMs: ring.bakeMinutes * MINUTE,
-      deadlinePassed,
-      now,
-    });
-  });
-  return { row, rings, verdicts, progress: deploymentProgress(verdicts) };
+/** Patches whose undo would not restore the exact prior state, and why: said before a deployment starts. */
+export async function undoLimitsOf(db: Db, patchIds: readonly string[]): Promise<{ patch: string; reasons: string[] }[]> {
+  const rows = patchIds.length ? await db.selectFrom('patches').select(['id', 'manifest_json']).where('id', 'in', textList(db, [...patchIds])).execute() : [];
+  return rows
+    .map((r) => ({ patch: r.id, reasons: undoLimits(JSON.parse(r.manifest_json) as PatchManifest) }))
+    .filter((x) => x.reasons.length > 0)
+    .sort((a, b) => a.patch.localeCompare(b.patch));
 }
 
 function statusOf(e: Evaluation): { status: string; reason: string | null } {
@@ -286,7 +250,7 @@ export async function getDeployment(db: Db, now: number, id: string) {
     start: iso(e.row.start_at),
     deadline: e.row.deadline_at === null ? null : iso(e.row.deadline_at),
     patches: JSON.parse(e.row.patches_json) as string[],
-    target: JSON.parse(e.row.target_json) as { groups: string[] } | { devices: string[] },
+    target: parseTarget(e.row.target_json),
     currentRing: e.progress.ring,
     rings: e.rings.map((r, i) => ({
       name: r.name,
@@ -316,7 +280,10 @@ export async function listDeployments(db: Db, now: number, q: { limit: number; o
 export async function haltDeployment(db: Db, now: number, id: string, reason: string) {
   const e = await evaluate(db, now, id);
   if (e.row.status !== 'active') throw new PatchwardenError('E_CONFLICT', `deployment ${id} is ${e.row.status}, not running`);
-  await db.updateTable('deployments').set({ status: 'halted', halt_reason: reason }).where('id', '=', id).where('status', '=', 'active').execute();
+  await db.transaction().execute(async (tx) => {
+    const upd = await tx.updateTable('deployments').set({ status: 'halted', halt_reason: reason }).where('id', '=', id).where('status', '=', 'active').executeTakeFirst();
+    if (Number(upd.numUpdatedRows) === 1) await notifyDeploymentHalted(tx, now, id, reason, 'manual');
+  });
   return getDeployment(db, now, id);
 }
 
@@ -364,11 +331,11 @@ function deviceTimeZone(systemJson: string | null): string {
  * maintenance windows and outside freezes (in its own time zone), or once the deadline passed.
  */
 export async function jobsForDevice(db: Db, now: number, deviceId: string): Promise<AgentJob[]> {
-  const device = await db.selectFrom('devices').select(['group_id', 'system_json']).where('id', '=', deviceId).executeTakeFirstOrThrow();
+  const device = await db.selectFrom('devices').select(['system_json']).where('id', '=', deviceId).executeTakeFirstOrThrow();
   const rows = await db
     .selectFrom('jobs as j')
     .innerJoin('deployments as d', 'd.id', 'j.deployment_id')
-    .select(['j.id', 'j.kind', 'j.deployment_id', 'j.patch_id', 'j.revision', 'j.target', 'j.ring', 'j.undoes', 'd.status', 'd.start_at', 'd.deadline_at', 'd.undone_at'])
+    .select(['j.id', 'j.kind', 'j.deployment_id', 'j.patch_id', 'j.revision', 'j.target', 'j.ring', 'j.undoes', 'd.status', 'd.start_at', 'd.deadline_at', 'd.undone_at', 'd.reboot_policy'])
     .where('j.device_id', '=', deviceId)
     .where('j.report_json', 'is', null)
     .where((eb) => eb.or([eb.and([eb('j.kind', '=', 'install'), eb('d.status', '=', 'active')]), eb.and([eb('j.kind', '=', 'undo'), eb('d.status', '=', 'undone')])]))
@@ -376,18 +343,20 @@ export async function jobsForDevice(db: Db, now: number, deviceId: string): Prom
     .orderBy('j.id')
     .execute();
   if (!rows.length) return [];
-  const schedule = device.group_id ? parseSchedule(await db.selectFrom('group_schedules').selectAll().where('group_id', '=', device.group_id).executeTakeFirst()) : { windows: [], freezes: [] };
+  // every group of the device, static and dynamic: any of their windows (union), no freeze of any
+  const groups = (await computeMembership(db, { deviceIds: [deviceId] })).groupsOf(deviceId);
+  const schedules = groups.length
+    ? (await db.selectFrom('group_schedules').selectAll().where('group_id', 'in', groups.map((g) => g.id)).execute()).map(parseSchedule)
+    : [];
+  const windows = schedules.map((s) => s.windows).filter((w) => w.length > 0);
+  const freezes = schedules.flatMap((s) => s.freezes);
   const tz = deviceTimeZone(device.system_json);
-  const progress = new Map<string, number>();
   const out: AgentJob[] = [];
   for (const r of rows) {
-    if (r.kind === 'install') {
-      if (!progress.has(r.deployment_id)) progress.set(r.deployment_id, (await evaluate(db, now, r.deployment_id)).progress.ring);
-      if (r.ring > progress.get(r.deployment_id)!) continue;
-    }
+    if (r.kind === 'install' && r.ring > (await currentRing(db, now, r.deployment_id))) continue;
     const start = r.kind === 'undo' ? r.undone_at! : r.start_at;
     const deadline = r.kind === 'undo' ? undefined : (r.deadline_at ?? undefined);
-    const slot = nextInstallSlot({ windows: schedule.windows, freezes: schedule.freezes, tz, from: now, start, ...(deadline === undefined ? {} : { deadline }) });
+    const slot = nextInstallSlot({ windows, freezes, tz, from: now, start, ...(deadline === undefined ? {} : { deadline }) });
     if (!slot || slot.at > now) continue;
     const common = {
       id: r.id,
@@ -397,7 +366,10 @@ export async function jobsForDevice(db: Db, now: number, deviceId: string): Prom
       notBefore: iso(start),
       deadline: deadline === undefined ? null : iso(deadline),
     };
-    out.push(r.kind === 'undo' ? { ...common, kind: 'undo', undoes: r.undoes! } : { ...common, kind: 'install' });
+    const policy = RebootPolicy.catch('never').parse(r.reboot_policy ?? 'never');
+    const at = rebootAt(policy, { windows, tz, now, deadline: r.deadline_at ?? undefined });
+    const reboot = { policy, at: at === null ? null : iso(at) };
+    out.push(r.kind === 'undo' ? { ...common, kind: 'undo', undoes: r.undoes!, reboot } : { ...common, kind: 'install', reboot });
   }
   if (out.length) {
     await db.updateTable('jobs').set({ handed_at: now }).where('id', 'in', out.map((j) => j.id)).where('handed_at', 'is', null).execute();
@@ -438,6 +410,7 @@ export async function reportJob(db: Db, now: number, deviceId: string, jobId: st
         .values(report.events.map((e, seq) => ({ job_id: jobId, seq, at: Date.parse(e.at), state: e.state, message: e.message ?? null })))
         .execute();
     }
+    await notifyJobReport(tx, now, jobId, report); // job.failed / job.needs-attention webhooks, in the same transaction
     return true;
   });
   if (!stored) {
@@ -447,7 +420,11 @@ export async function reportJob(db: Db, now: number, deviceId: string, jobId: st
   if (job.kind === 'install' && report.state !== 'done') {
     const e = await evaluate(db, now, job.deployment_id);
     if (e.progress.status === 'halted') {
-      await db.updateTable('deployments').set({ status: 'halted', halt_reason: e.progress.reason ?? 'halted' }).where('id', '=', job.deployment_id).where('status', '=', 'active').execute();
+      const reason = e.progress.reason ?? 'halted';
+      await db.transaction().execute(async (tx) => {
+        const upd = await tx.updateTable('deployments').set({ status: 'halted', halt_reason: reason }).where('id', '=', job.deployment_id).where('status', '=', 'active').executeTakeFirst();
+        if (Number(upd.numUpdatedRows) === 1) await notifyDeploymentHalted(tx, now, job.deployment_id, reason, 'threshold');
+      });
     }
   }
   return answer(report.state, false);

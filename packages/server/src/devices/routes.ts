@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { listDeviceEvents } from './events.js';
 import type { AppContext } from '../http/context.js';
 import { DEVICE_SORT_FIELDS } from '@patchwarden/core';
 import { changeDeviceLabels, getDevice, listDevicePackages, listDevices, revokeDevice, setDeviceGroup } from './store.js';
@@ -89,6 +90,20 @@ export function deviceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         },
       },
       async (req) => changeDeviceLabels(db, req.params.ref, req.body.add, req.body.remove),
+    );
+
+    app.get(
+      '/api/v1/devices/:ref/events',
+      {
+        config: admin,
+        schema: {
+          tags: ['devices'],
+          summary: "A device's events, newest first (a patch removed by hand after a job installed it, …)",
+          params: Ref,
+          querystring: z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(100), offset: z.coerce.number().int().min(0).max(10_000_000).default(0) }),
+        },
+      },
+      async (req) => listDeviceEvents(db, req.params.ref, req.query),
     );
   };
 }

@@ -157,6 +157,7 @@ export async function getDevice(db: Kysely<DB>, ref: string): Promise<DeviceDeta
     machineId: system?.machineId ?? null,
     collectors: system?.collectors ?? [],
     inventoryHash: r.set_hash ?? null,
+    heldPackages: system?.heldPackages ?? [],
   };
 }
 

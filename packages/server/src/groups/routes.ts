@@ -1,15 +1,18 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { AppContext } from '../http/context.js';
-import { createGroup, deleteGroup, listGroups } from './store.js';
+import { createGroup, deleteGroup, groupMembers, listGroups, updateGroup } from './store.js';
 
 export const GROUP_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$/;
+
+/** The query is checked by core's parseDeviceQuery in the store, which names the exact place. */
+const Query = z.unknown().describe('a device query (see core targeting.ts): all/any/not, os, arch, label, hostname, package, group');
 
 export function groupRoutes(ctx: AppContext): FastifyPluginAsyncZod {
   const { db } = ctx;
   return async (app) => {
     const admin = { auth: 'admin' as const };
-    app.get('/api/v1/groups', { config: admin, schema: { tags: ['groups'], summary: 'List static groups' } }, async () => ({
+    app.get('/api/v1/groups', { config: admin, schema: { tags: ['groups'], summary: 'List groups, static and dynamic' } }, async () => ({
       items: await listGroups(db),
     }));
     app.post(
@@ -18,14 +21,49 @@ export function groupRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         config: admin,
         schema: {
           tags: ['groups'],
-          summary: 'Create a static group',
+          summary: 'Create a group: static, or dynamic with a device query',
           body: z.strictObject({
             name: z.string().regex(GROUP_NAME_RE, 'a group name is 1–100 letters, digits, spaces and . _ -'),
             description: z.string().max(1000).default(''),
+            query: Query.optional(),
+            testRing: z.boolean().optional(),
+            requireTestPass: z.boolean().optional(),
           }),
         },
       },
-      async (req, reply) => reply.status(201).send(await createGroup(db, req.body.name, req.body.description, ctx.now())),
+      async (req, reply) => {
+        const { name, description, ...settings } = req.body;
+        return reply.status(201).send(await createGroup(db, name, description, ctx.now(), settings));
+      },
+    );
+    app.patch(
+      '/api/v1/groups/:ref',
+      {
+        config: admin,
+        schema: {
+          tags: ['groups'],
+          summary: "Change a group's description, query (dynamic groups), test-ring and require-test-pass settings",
+          params: z.object({ ref: z.string().max(200) }),
+          body: z.strictObject({ description: z.string().max(1000).optional(), query: Query.optional(), testRing: z.boolean().optional(), requireTestPass: z.boolean().optional() }),
+        },
+      },
+      async (req) => updateGroup(db, req.params.ref, req.body),
+    );
+    app.get(
+      '/api/v1/groups/:name/members',
+      {
+        config: admin,
+        schema: {
+          tags: ['groups'],
+          summary: 'The active devices of a group (static or dynamic), by hostname',
+          params: z.object({ name: z.string().max(200) }),
+          querystring: z.strictObject({
+            limit: z.coerce.number().int().min(1).max(1000).default(100),
+            offset: z.coerce.number().int().min(0).max(10_000_000).default(0),
+          }),
+        },
+      },
+      async (req) => groupMembers(db, req.params.name, req.query),
     );
     app.delete(
       '/api/v1/groups/:ref',

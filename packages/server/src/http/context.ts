@@ -4,6 +4,7 @@ import type { Dialect } from '../db/database.js';
 import type { SetCache } from '../inventory/store.js';
 import type { ComplianceEngine } from '../compliance/engine.js';
 import type { TufRepository } from '../catalog/tuf/repo.js';
+import type { JobWakeups } from '../deployments/wakeups.js';
 
 /** What every feature's routes get: the database, the clock (injected, for tests) and settings. */
 export interface AppContext {
@@ -14,6 +15,8 @@ export interface AppContext {
   /** the signed catalog */
   tuf: TufRepository;
   now: () => number;
+  /** wakes agents that wait for jobs (long poll) */
+  wakeups: JobWakeups;
   checkinIntervalSeconds: number;
   version: string;
 }

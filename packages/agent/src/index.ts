@@ -4,3 +4,8 @@ export * from './state.js';
 export { request, normalizeServerUrl } from './transport.js';
 export * from './catalog.js';
 export * from './installers/index.js';
+export * from './daemon.js';
+export { processJobs, fetchJobs, listJournals, pruneJournals } from './jobs/loop.js';
+export type { JobOptions, JobPass } from './jobs/loop.js';
+export { Journal } from './jobs/journal.js';
+export { barrierFromEnv } from './jobs/barrier.js';

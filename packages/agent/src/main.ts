@@ -4,15 +4,22 @@
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_DATA_DIR, PatchwardenError } from '@patchwarden/core';
-import { checkinOnce, enrollAgent, runLoop } from './run.js';
+import { checkinOnce, enrollAgent } from './run.js';
 import { fetchVerifiedTarget } from './catalog.js';
-import { loadState } from './state.js';
+import { loadState, saveState } from './state.js';
+import { runAgent } from './daemon.js';
+import { listJournals, processJobs } from './jobs/loop.js';
+import { barrierFromEnv } from './jobs/barrier.js';
 
 const USAGE = `usage: patchwarden-agent <command> [options]
 
 commands:
-  enroll --server URL --secret S   enroll this device (--root-sha256 HEX: the catalog root to expect)
-  run [--once] [--interval S]      check in now, then on an interval with jitter
+  enroll --server URL --secret S   enroll this device (--root-sha256 HEX: the catalog root to expect;
+                                   --installs: run install and undo jobs, default report only)
+  run [--once] [--interval S]      check in now, then on an interval with jitter; with installs on,
+                                   run the jobs the server hands out (--allow-host to act on '/')
+  jobs                             the jobs this agent ran, from its journal
+  installs on|off                  let this agent install (on) or only report (off)
   fetch-patch TARGET               fetch a patch object and verify it from the pinned catalog root
 
 options:
@@ -34,6 +41,9 @@ async function main(argv: string[]): Promise<number> {
       'dpkg-status': { type: 'string' },
       once: { type: 'boolean' },
       force: { type: 'boolean' },
+      installs: { type: 'boolean' },
+      'allow-host': { type: 'boolean' },
+      'reboot-command': { type: 'string' },
       interval: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -49,7 +59,7 @@ async function main(argv: string[]): Promise<number> {
   };
   if (cmd === 'enroll') {
     if (!values.server || !values.secret) throw new PatchwardenError('E_VALIDATION', 'enroll needs --server and --secret');
-    const s = await enrollAgent({ ...opts, server: values.server, secret: values.secret, force: !!values.force, ...(values['root-sha256'] ? { rootSha256: values['root-sha256'] } : {}) });
+    const s = await enrollAgent({ ...opts, server: values.server, secret: values.secret, force: !!values.force, installs: !!values.installs, ...(values['root-sha256'] ? { rootSha256: values['root-sha256'] } : {}) });
     console.log(`enrolled as device ${s.deviceId}${s.catalogRoot ? `; catalog root sha256 ${s.catalogRoot.sha256}` : ''}`);
     return 0;
   }
@@ -59,23 +69,46 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(bytes);
     return 0;
   }
+  const jobOpts = {
+    ...opts,
+    ...(values['allow-host'] ? { allowHost: true } : {}),
+    ...(values['reboot-command'] ? { rebootCommand: values['reboot-command'].split(/\s+/).filter(Boolean) } : {}),
+    log: (line: string) => console.log(`${new Date().toISOString()} ${line}`),
+  };
+  const barrier = barrierFromEnv(opts.dataDir);
   if (cmd === 'run') {
     if (values.once) {
       const r = await checkinOnce(opts);
       console.log(`checked in: ${r.packages} packages, sent ${r.mode} (${r.bytesSent} bytes)`);
+      const pass = await processJobs({ ...jobOpts, ...(barrier ? { barrier } : {}) }, 0);
+      for (const j of pass.ran) console.log(`job ${j.id}: ${j.kind} ${j.patch} → ${j.state}`);
+      if (pass.ran.length) await checkinOnce(opts);
       return 0;
     }
     const controller = new AbortController();
     process.once('SIGINT', () => controller.abort());
     process.once('SIGTERM', () => controller.abort());
     const interval = values.interval ? Number(values.interval) : undefined;
-    await runLoop({
-      ...opts,
+    await runAgent({
+      ...jobOpts,
+      ...(barrier ? { barrier } : {}),
       ...(interval ? { intervalSeconds: interval } : {}),
       signal: controller.signal,
       onResult: (r) => console.log(`${new Date().toISOString()} checked in: ${r.packages} packages, sent ${r.mode}`),
       onError: (err, retry) => console.error(`check-in failed: ${(err as Error).message}; retrying in ${Math.round(retry)} s`),
+      onJobError: (err, retry) => console.error(`jobs: ${(err as Error).message}; retrying in ${Math.round(retry)} s`),
     });
+    return 0;
+  }
+  if (cmd === 'jobs') {
+    for (const j of listJournals(opts.dataDir)) console.log(`${j.id}  ${j.kind}  ${j.patch}  ${j.state}${j.reported ? '' : ' (not reported yet)'}  ${j.outcome ?? ''}`);
+    return 0;
+  }
+  if (cmd === 'installs') {
+    const v = positionals[1];
+    if (v !== 'on' && v !== 'off') throw new PatchwardenError('E_VALIDATION', 'installs takes on or off');
+    saveState(opts.dataDir, { ...loadState(opts.dataDir), installs: v === 'on' });
+    console.log(`installs ${v}`);
     return 0;
   }
   console.error(`unknown command '${cmd}'\n\n${USAGE}`);

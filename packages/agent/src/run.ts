@@ -147,6 +147,8 @@ export interface LoopOptions extends AgentOptions {
   onResult?: (r: CheckinResult) => void;
   onError?: (err: unknown, retryInSeconds: number) => void;
   random?: () => number;
+  /** wakes the loop for an early check-in (device change, finished job) */
+  waker?: Waker;
 }
 
 /** ±10 % jitter, so a fleet that started together does not check in together. */
@@ -154,7 +156,36 @@ export function jittered(seconds: number, random: () => number = Math.random): n
   return seconds * (0.9 + 0.2 * random());
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Lets a sleeping loop wake early: a change on the device, or a job that just finished. */
+export class Waker {
+  private pending = false;
+  private wakeup: (() => void) | undefined;
+  wake(): void {
+    this.pending = true;
+    this.wakeup?.();
+  }
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    if (this.pending) {
+      this.pending = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.wakeup = undefined;
+        this.pending = false;
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.wakeup = done;
+      if (signal?.aborted) done();
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal, waker?: Waker): Promise<void> {
+  if (waker) return waker.sleep(ms, signal);
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
     const t = setTimeout(resolve, ms);
@@ -184,7 +215,7 @@ export async function runLoop(opts: LoopOptions): Promise<void> {
       waitSeconds = Math.min(interval, 2 ** Math.min(failures, 10)) * (0.5 + random());
       opts.onError?.(err, waitSeconds);
     }
-    await sleep(waitSeconds * 1000, opts.signal);
+    await sleep(waitSeconds * 1000, opts.signal, opts.waker);
   }
 }
 

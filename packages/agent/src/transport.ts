@@ -5,6 +5,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import { gzipSync } from 'node:zlib';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { errorFromBody, PatchwardenError } from '@patchwarden/core';
 
 export interface Response<T> {
@@ -34,7 +36,7 @@ export async function request<T>(
   server: string,
   method: 'GET' | 'POST',
   path: string,
-  opts: { token?: string; body?: unknown; timeoutMs?: number } = {},
+  opts: { token?: string; body?: unknown; timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<Response<T>> {
   const base = normalizeServerUrl(server);
   const url = new URL(path, base);
@@ -74,6 +76,8 @@ export async function request<T>(
       });
     });
     req.on('timeout', () => req.destroy(new Error(`no answer from ${url.origin} within ${opts.timeoutMs ?? 60_000} ms`)));
+    // a long poll is given up when the agent stops
+    opts.signal?.addEventListener('abort', () => req.destroy(new Error('the agent is stopping')), { once: true });
     req.on('error', (err) => {
       reject(
         new PatchwardenError('E_SERVER_UNREACHABLE', `cannot reach the server at ${url.origin}: ${err.message}`, {
@@ -138,4 +142,97 @@ export async function requestBytes(server: string, path: string, opts: { token?:
     );
     req.end();
   });
+}
+
+/**
+ * Downloads `path` into `dest`, resuming a partial `dest.part` with an HTTP Range request, and
+ * checks length and sha256 before the file gets its final name. A server that ignores the range
+ * (answers 200) restarts the file; one that sends more than `size` bytes is cut off.
+ */
+export async function downloadToFile(
+  server: string,
+  path: string,
+  dest: string,
+  expect: { size: number; sha256: string },
+  opts: { token?: string; timeoutMs?: number } = {},
+): Promise<{ resumedFrom: number }> {
+  if (existsSync(dest)) {
+    if (sha256OfFile(dest) === expect.sha256) return { resumedFrom: expect.size };
+    unlinkSync(dest);
+  }
+  const part = `${dest}.part`;
+  let have = existsSync(part) ? statSync(part).size : 0;
+  if (have > expect.size) {
+    unlinkSync(part);
+    have = 0;
+  }
+  const base = normalizeServerUrl(server);
+  const url = new URL(path, base);
+  const mod = url.protocol === 'https:' ? https : http;
+  const agent = url.protocol === 'https:' ? agents.https : agents.http;
+  const resumedFrom = have < expect.size ? have : 0;
+  if (have < expect.size) {
+    await new Promise<void>((resolve, reject) => {
+      const headers: Record<string, string> = { 'user-agent': 'patchwarden-agent', ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) };
+      if (have > 0) headers.range = `bytes=${have}-`;
+      const req = mod.request(url, { method: 'GET', headers, agent, timeout: opts.timeoutMs ?? 60_000 }, (res) => {
+        const status = res.statusCode ?? 0;
+        if (status !== 200 && status !== 206) {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.length < 64 && chunks.push(c));
+          res.on('end', () => {
+            let body: unknown;
+            try {
+              body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            } catch {
+              body = undefined;
+            }
+            reject(Object.assign(errorFromBody(status, body), { status }));
+          });
+          return;
+        }
+        let n = status === 206 ? have : 0;
+        const fd = openSync(part, status === 206 ? 'a' : 'w', 0o600);
+        const done = (err?: Error) => {
+          try {
+            fsyncSync(fd);
+          } catch {
+            // the size and hash checks below decide
+          }
+          closeSync(fd);
+          if (err) reject(err);
+          else resolve();
+        };
+        res.on('data', (c: Buffer) => {
+          n += c.length;
+          if (n > expect.size) {
+            req.destroy(new PatchwardenError('E_DIGEST_MISMATCH', `${url.pathname} is longer than the ${expect.size} bytes the signed manifest states`));
+            return;
+          }
+          writeSync(fd, c);
+        });
+        res.on('error', (e) => done(e));
+        res.on('aborted', () => done(new PatchwardenError('E_SERVER_UNREACHABLE', `the download of ${url.pathname} was cut off at ${n} bytes; it resumes from there`)));
+        res.on('end', () => done());
+      });
+      req.on('timeout', () => req.destroy(new Error(`no answer from ${url.origin} within ${opts.timeoutMs ?? 60_000} ms`)));
+      req.on('error', (err) =>
+        reject(err instanceof PatchwardenError ? err : new PatchwardenError('E_SERVER_UNREACHABLE', `cannot download ${url.pathname}: ${err.message}; it resumes from where it stopped`, { cause: err })),
+      );
+      req.end();
+    });
+  }
+  const size = statSync(part).size;
+  if (size !== expect.size) throw new PatchwardenError('E_SERVER_UNREACHABLE', `${url.pathname}: ${size} of ${expect.size} bytes arrived; the download resumes next time`);
+  const sha = sha256OfFile(part);
+  if (sha !== expect.sha256) {
+    unlinkSync(part);
+    throw new PatchwardenError('E_DIGEST_MISMATCH', `${url.pathname} has sha256 ${sha}, not the ${expect.sha256} the signed manifest states; the file was discarded`);
+  }
+  renameSync(part, dest);
+  return { resumedFrom };
+}
+
+function sha256OfFile(file: string): string {
+  return createHash('sha256').update(readFileSync(file)).digest('hex');
 }

@@ -62,6 +62,7 @@ export async function collectFacts(opts: CollectOptions): Promise<CollectedFacts
   };
   if (timezone !== undefined) system.timezone = timezone;
   if (machineId !== undefined) system.machineId = machineId;
+  if (inventory.held?.length) system.heldPackages = inventory.held;
   if (opts.files?.length) system.files = await collectFiles(root, opts.files.slice(0, MAX_WATCHED_FILES));
   const packages = inventory.packages;
   // The parser already refuses duplicate keys, so sorting cannot find one.

@@ -17,6 +17,8 @@ const RPM_DB_PATHS = ['/var/lib/rpm', '/usr/lib/sysimage/rpm'].flatMap((dir) =>
 export interface PackageCollection {
   reports: CollectorReport[];
   packages: PackageFact[];
+  /** Packages held at their version (`apt-mark hold`). */
+  held?: string[];
 }
 
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -44,7 +46,7 @@ async function collectDpkg(root: string, statusPath: string | undefined): Promis
     if (statusPath === undefined) return null;
     return { reports: [{ name: 'dpkg', status: 'error', message: clip(`dpkg status file ${statusPath} does not exist`, LIMITS.maxTextLength) }], packages: [] };
   }
-  const { packages, problems, skipped } = parseDpkgStatus(text);
+  const { packages, problems, skipped, held } = parseDpkgStatus(text);
   if (packages.length > LIMITS.maxPackages) {
     const message = `${packages.length} packages exceed the limit of ${LIMITS.maxPackages}`;
     return { reports: [{ name: 'dpkg', status: 'error', message }], packages: [] };
@@ -56,7 +58,7 @@ async function collectDpkg(root: string, statusPath: string | undefined): Promis
     const message = `${skipped} ${skipped === 1 ? 'entry' : 'entries'} skipped: first problem at ${where}: ${snippet(first.message, 200)}`;
     report.message = clip(message, LIMITS.maxTextLength);
   }
-  return { reports: [report], packages };
+  return { reports: [report], packages, held: held.slice(0, 4096) };
 }
 
 export async function collectPackages(root: string, dpkgStatus?: string): Promise<PackageCollection> {
@@ -80,5 +82,5 @@ export async function collectPackages(root: string, dpkgStatus?: string): Promis
     }
   }
   if (reports.length === 0) reports.push({ name: 'packages', status: 'absent', message: 'no supported package database found' });
-  return { reports, packages: dpkg?.packages ?? [] };
+  return { reports, packages: dpkg?.packages ?? [], ...(dpkg?.held?.length ? { held: dpkg.held } : {}) };
 }

@@ -210,10 +210,11 @@ export class DpkgInstaller {
   }
 
   /** dpkg --purge: the package leaves no entry behind, as if it had never been installed. */
-  async purge(names: readonly string[]): Promise<DpkgRun> {
+  async purge(names: readonly string[], opts: { reinstReq?: boolean } = {}): Promise<DpkgRun> {
     if (names.length === 0) throw new PatchwardenError('E_VALIDATION', 'nothing to remove');
     for (const n of names) checkPackageName(n);
-    return this.run(['--purge'], [...names]);
+    // a package left half-installed by an interrupted unpack refuses removal without this force
+    return this.run(['--purge', ...(opts.reinstReq ? ['--force-remove-reinstreq'] : [])], [...names]);
   }
 
   /** dpkg --audit: empty when the database is consistent. */

@@ -107,14 +107,19 @@ export async function takeSnapshot(installer: DpkgInstaller, names: readonly str
   return snapshot;
 }
 
-async function recordAfter(installer: DpkgInstaller, s: DpkgSnapshot): Promise<void> {
+/** Records the touched packages' state after the install, so undo can detect drift. */
+export async function recordAfter(installer: DpkgInstaller, s: DpkgSnapshot): Promise<void> {
   const now = await installer.installed(s.packages.map((p) => p.name));
   for (const p of s.packages) p.after = toState(now.get(p.name));
   await save(s);
 }
 
-/** Puts the snapshot's packages back as they were; the result is proven by a re-scan. */
-async function restore(installer: DpkgInstaller, s: DpkgSnapshot): Promise<{ ok: true; output: string } | { ok: false; reason: string; output: string; audit: string }> {
+/**
+ * Puts the snapshot's packages back as they were; the result is proven by a re-scan. Safe after a
+ * crash at any point of an install (half-unpacked packages included): it reinstalls the kept
+ * copies and removes what the patch added, whatever state each is in.
+ */
+export async function restore(installer: DpkgInstaller, s: DpkgSnapshot): Promise<{ ok: true; output: string } | { ok: false; reason: string; output: string; audit: string }> {
   const before = await installer.status();
   const touched = new Set(s.packages.map((p) => p.name));
   let output = '';
@@ -143,7 +148,8 @@ async function restore(installer: DpkgInstaller, s: DpkgSnapshot): Promise<{ ok:
   const present = await installer.installed(remove);
   const toPurge = remove.filter((n) => present.get(n));
   if (toPurge.length) {
-    const r = await installer.purge(toPurge);
+    // these were absent before the patch: whatever state an interrupted unpack left them in, they go
+    const r = await installer.purge(toPurge, { reinstReq: true });
     output += r.stdout + r.stderr;
     if (r.code !== 0) return fail(describeRun('removing the packages the patch added', r));
   }

@@ -43,6 +43,7 @@ export interface DebSpec {
   arch?: string;
   /** path inside the package → content */
   files?: Record<string, string>;
+  preinst?: string;
   postinst?: string;
   prerm?: string;
   postrm?: string;
@@ -57,7 +58,7 @@ export function buildDeb(outDir: string, spec: DebSpec): string {
     path.join(work, 'DEBIAN/control'),
     `Package: ${spec.name}\nVersion: ${spec.version}\nArchitecture: ${arch}\nMaintainer: Patchwarden tests <tests@example.org>\nDescription: test package\n`,
   );
-  for (const script of ['postinst', 'prerm', 'postrm'] as const) {
+  for (const script of ['preinst', 'postinst', 'prerm', 'postrm'] as const) {
     const body = spec[script];
     if (body === undefined) continue;
     writeFileSync(path.join(work, 'DEBIAN', script), body);

@@ -41,8 +41,9 @@ export function agentCommands(program: Command): void {
       .requiredOption('--server <url>', 'server URL, e.g. http://patchwarden.example:8060')
       .requiredOption('--secret <secret>', 'enrollment secret (`patchwarden secrets create` makes one)')
       .option('--force', 'enroll again as a new device even if this data directory is enrolled')
-      .option('--root-sha256 <hex>', "the catalog root's fingerprint, from the administrator: checked before the secret is sent"),
-  ).action(async (flags: CollectFlags & { server: string; secret: string; force?: boolean; rootSha256?: string }) => {
+      .option('--root-sha256 <hex>', "the catalog root's fingerprint, from the administrator: checked before the secret is sent")
+      .option('--installs', 'let this agent run install and undo jobs (default: report only)'),
+  ).action(async (flags: CollectFlags & { server: string; secret: string; force?: boolean; rootSha256?: string; installs?: boolean }) => {
     const { enrollAgent } = await import('@patchwarden/agent');
     const state = await enrollAgent({
       dataDir: flags.dataDir,
@@ -50,6 +51,7 @@ export function agentCommands(program: Command): void {
       server: flags.server,
       secret: flags.secret,
       force: !!flags.force,
+      installs: !!flags.installs,
       ...(flags.rootSha256 ? { rootSha256: flags.rootSha256 } : {}),
     });
     if (flags.json) return printJson({ deviceId: state.deviceId, server: state.server, catalogRoot: state.catalogRoot });
@@ -95,18 +97,36 @@ export function agentCommands(program: Command): void {
   collectOptions(
     agent
       .command('run')
-      .description('check in now and then on an interval (with jitter) until stopped')
-      .option('--once', 'check in once and exit')
-      .option('--interval <seconds>', "override the server's check-in interval"),
-  ).action(async (flags: CollectFlags & { once?: boolean; interval?: string }) => {
-    const { checkinOnce, runLoop } = await import('@patchwarden/agent');
+      .description('check in now and then on an interval (with jitter); with installs on, run the jobs the server hands out, until stopped')
+      .option('--once', 'check in once, run the jobs that can run now, check in again if any ran, and exit')
+      .option('--interval <seconds>', "override the server's check-in interval")
+      .option('--allow-host', "let jobs act on the host's own root '/' (the host agent installation implies it)")
+      .option('--reboot-command <cmd>', 'run this when a patch\'s reboot is due (e.g. "systemctl reboot"); without it a reboot stays pending and is reported')
+      .option('--no-monitor', 'do not watch the package database for changes between check-ins'),
+  ).action(async (flags: CollectFlags & { once?: boolean; interval?: string; allowHost?: boolean; rebootCommand?: string; monitor?: boolean }) => {
+    const { checkinOnce, runAgent, processJobs, barrierFromEnv } = await import('@patchwarden/agent');
     const opts = { dataDir: flags.dataDir, collect: collectOf(flags) };
+    const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
+    const jobOpts = {
+      ...opts,
+      ...(flags.allowHost ? { allowHost: true } : {}),
+      ...(flags.rebootCommand ? { rebootCommand: flags.rebootCommand.split(/\s+/).filter(Boolean) } : {}),
+      ...(flags.json ? {} : { log }),
+    };
+    const barrier = barrierFromEnv(flags.dataDir);
     const describe = (r: Awaited<ReturnType<typeof checkinOnce>>) =>
       flags.json
         ? JSON.stringify(r)
         : `checked in: ${r.packages} packages, sent ${r.mode}${r.sentSystem ? ' + system facts' : ''} (${r.bytesSent} bytes)${r.resent ? ', resent in full after the server lost the base' : ''}`;
     if (flags.once) {
-      console.log(describe(await checkinOnce(opts)));
+      const first = await checkinOnce(opts);
+      const pass = await processJobs({ ...jobOpts, ...(barrier ? { barrier } : {}) }, 0);
+      const again = pass.ran.length ? await checkinOnce(opts) : null;
+      if (flags.json) return printJson({ ...first, jobs: pass, after: again });
+      console.log(describe(first));
+      for (const r of pass.ran) console.log(`job ${r.id}: ${r.kind} ${r.patch} → ${r.state}`);
+      for (const w of pass.waiting) console.log(`job ${w.id}: waiting (${w.reason})`);
+      if (again) console.log(describe(again));
       return;
     }
     const interval = flags.interval === undefined ? undefined : Number(flags.interval);
@@ -114,14 +134,50 @@ export function agentCommands(program: Command): void {
     const controller = new AbortController();
     process.once('SIGINT', () => controller.abort());
     process.once('SIGTERM', () => controller.abort());
-    await runLoop({
-      ...opts,
+    await runAgent({
+      ...jobOpts,
+      ...(barrier ? { barrier } : {}),
       ...(interval ? { intervalSeconds: interval } : {}),
+      monitor: flags.monitor !== false,
       signal: controller.signal,
-      onResult: (r) => console.log(`${new Date().toISOString()} ${describe(r)}`),
+      onResult: (r) => log(describe(r)),
       onError: (err, retry) => console.error(`${new Date().toISOString()} check-in failed: ${(err as Error).message}; retrying in ${Math.round(retry)} s`),
+      onJobError: (err, retry) => console.error(`${new Date().toISOString()} jobs: ${(err as Error).message}; retrying in ${Math.round(retry)} s`),
     });
   });
+
+  agent
+    .command('jobs')
+    .description("the jobs this agent ran or is running, from its journal (state, outcome, snapshot kept for undo)")
+    .option('--data-dir <dir>', 'agent data directory', process.env.PATCHWARDEN_AGENT_DATA_DIR ?? DEFAULT_AGENT_DIR)
+    .option('--json', 'print JSON')
+    .action(async (flags: { dataDir: string; json?: boolean }) => {
+      const { listJournals } = await import('@patchwarden/agent');
+      const rows = listJournals(flags.dataDir);
+      if (flags.json) return printJson({ items: rows, total: rows.length });
+      if (!rows.length) return console.log('no jobs yet');
+      console.log(
+        table(rows, [
+          { header: 'job', get: (r) => r.id },
+          { header: 'kind', get: (r) => r.kind },
+          { header: 'patch', get: (r) => r.patch },
+          { header: 'state', get: (r) => r.state },
+          { header: 'reported', get: (r) => (r.reported ? 'yes' : 'no') },
+          { header: 'outcome', get: (r) => (r.outcome ?? '').slice(0, 80) },
+        ]),
+      );
+    });
+
+  agent
+    .command('installs <on|off>')
+    .description('let this agent run install and undo jobs (on) or only report (off, the default)')
+    .option('--data-dir <dir>', 'agent data directory', process.env.PATCHWARDEN_AGENT_DATA_DIR ?? DEFAULT_AGENT_DIR)
+    .action(async (value: string, flags: { dataDir: string }) => {
+      if (value !== 'on' && value !== 'off') throw new PatchwardenError('E_VALIDATION', `'${value}' is neither on nor off`, { hint: 'patchwarden agent installs on' });
+      const { loadState, saveState } = await import('@patchwarden/agent');
+      saveState(flags.dataDir, { ...loadState(flags.dataDir), installs: value === 'on' });
+      console.log(value === 'on' ? 'installs on: this agent runs the install and undo jobs approved for it' : 'installs off: this agent only reports');
+    });
 
   agent
     .command('status')

@@ -86,6 +86,13 @@ describe('parseDpkgStatus on hand-written fixtures', () => {
     ]);
   });
 
+  it('lists the packages held at their version (apt-mark hold), installed ones only', () => {
+    const text = [para({ Package: 'zeta', Status: 'hold ok installed' }), para({ Package: 'alpha', Status: 'hold ok installed' }), para({ Package: 'free' }), para({ Package: 'gone', Status: 'hold ok not-installed' })].join('\n');
+    const r = parseDpkgStatus(text);
+    expect(r.held).toEqual(['alpha', 'zeta']);
+    expect(r.packages.map((p) => p.name).sort()).toEqual(['alpha', 'free', 'zeta']);
+  });
+
   it.each(['binnmu', 'multiarch', 'config-files', 'continuation'])('agrees with dpkg-query on %s.status', (name) => {
     const dir = makeAdmindir({ file: fixture(`${name}.status`) });
     try {
@@ -107,7 +114,7 @@ describe('parseDpkgStatus on malformed input', () => {
 
   it('returns nothing for empty and blank input', () => {
     for (const text of ['', '\n', '\n\n  \n\t\n', '\r\n\r\n']) {
-      expect(parseDpkgStatus(text)).toEqual({ packages: [], problems: [], skipped: 0 });
+      expect(parseDpkgStatus(text)).toEqual({ packages: [], problems: [], skipped: 0, held: [] });
     }
   });
 

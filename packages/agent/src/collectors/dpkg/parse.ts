@@ -24,6 +24,8 @@ export interface DpkgParseResult {
   problems: DpkgProblem[];
   /** Number of skipped entries, also those beyond the listed problems. */
   skipped: number;
+  /** Installed packages whose selection is `hold` (`apt-mark hold`), sorted. */
+  held: string[];
 }
 
 /** A garbage file can hold millions of paragraphs; their problems must not exhaust memory. */
@@ -60,6 +62,7 @@ export function parseDpkgStatus(text: string): DpkgParseResult {
   const packages: PackageFactT[] = [];
   const problems: DpkgProblem[] = [];
   const seen = new Set<string>();
+  const held = new Set<string>();
   let skipped = 0;
 
   scanParagraphs(text, FIELDS, ({ line, values, issue }) => {
@@ -105,6 +108,7 @@ export function parseDpkgStatus(text: string): DpkgParseResult {
     if (seen.has(key)) return problem(`duplicate entry for ${name}:${r.data.arch}`, name);
     seen.add(key);
     packages.push(r.data);
+    if (words[0] === 'hold') held.add(r.data.name);
   });
-  return { packages, problems, skipped };
+  return { packages, problems, skipped, held: [...held].sort() };
 }

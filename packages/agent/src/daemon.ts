@@ -1,0 +1,105 @@
+/**
+ * The running agent: the check-in loop, the job loop and continuous monitoring side by side.
+ * A change of the package database (or of a file the catalog's rules watch) wakes an early
+ * check-in, so a patch removed by hand shows up as needed again within seconds; a finished job
+ * does the same, so the server sees the new inventory at once.
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import path from 'node:path';
+import { PatchwardenError } from '@patchwarden/core';
+import { processJobs, type JobOptions, type JobPass } from './jobs/loop.js';
+import { runLoop, Waker, type LoopOptions } from './run.js';
+import { loadState } from './state.js';
+
+export interface DaemonOptions extends LoopOptions, JobOptions {
+  /** Seconds the server may hold a job request open (long poll). Default 30. */
+  jobWaitSeconds?: number;
+  /** Watch the package database and watched files. Default true. */
+  monitor?: boolean;
+  onPass?: (p: JobPass) => void;
+  onJobError?: (err: unknown, retryInSeconds: number) => void;
+}
+
+const FATAL = new Set(['E_DEVICE_REVOKED', 'E_NOT_ENROLLED', 'E_UNAUTHENTICATED', 'E_CONFIG_INVALID']);
+
+/** Watches `<root>/var/lib/dpkg/status` and the watched files' directories; calls `onChange` debounced. */
+export function watchDevice(root: string, files: readonly string[], onChange: (what: string) => void, debounceMs = 2000): () => void {
+  const watchers: FSWatcher[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let what = '';
+  const fire = (w: string) => {
+    what = w;
+    clearTimeout(timer);
+    timer = setTimeout(() => onChange(what), debounceMs);
+  };
+  const dirs = new Map<string, Set<string>>();
+  const add = (file: string) => {
+    const d = path.dirname(file);
+    if (!dirs.has(d)) dirs.set(d, new Set());
+    dirs.get(d)!.add(path.basename(file));
+  };
+  add(path.join(root, 'var/lib/dpkg/status'));
+  for (const f of files.slice(0, 64)) if (f.startsWith('/')) add(path.join(root, f));
+  for (const [dir, names] of dirs) {
+    try {
+      // dpkg replaces its status file by rename, so the directory is watched, not the file
+      const w = watch(dir, { persistent: false }, (_event, name) => {
+        if (name && names.has(String(name))) fire(path.join(dir, String(name)));
+      });
+      w.on('error', () => w.close());
+      watchers.push(w);
+    } catch {
+      // a directory that does not exist (yet) is checked at the next interval check-in
+    }
+  }
+  return () => {
+    clearTimeout(timer);
+    for (const w of watchers) w.close();
+  };
+}
+
+async function jobLoop(opts: DaemonOptions, waker: Waker): Promise<void> {
+  let failures = 0;
+  const pause = (s: number) => new Waker().sleep(s * 1000, opts.signal);
+  while (!opts.signal?.aborted) {
+    try {
+      const pass = await processJobs(opts, opts.jobWaitSeconds ?? 30);
+      failures = 0;
+      opts.onPass?.(pass);
+      if (!pass.installs) {
+        await pause(60);
+        continue;
+      }
+      if (pass.ran.length) waker.wake();
+      else if (pass.waiting.length) await pause(30);
+    } catch (err) {
+      const code = err instanceof PatchwardenError ? err.code : undefined;
+      if (code && FATAL.has(code)) throw err;
+      failures++;
+      const wait = Math.min(300, 2 ** Math.min(failures, 8)) * (0.5 + Math.random());
+      opts.onJobError?.(err, wait);
+      await pause(wait);
+    }
+  }
+}
+
+/** Runs until `signal` aborts; a fatal error (revoked, not enrolled) ends it by throwing. */
+export async function runAgent(opts: DaemonOptions): Promise<void> {
+  const waker = opts.waker ?? new Waker();
+  const state = loadState(opts.dataDir);
+  const stop = opts.monitor === false ? () => {} : watchDevice(opts.collect.root, state.collect?.files ?? [], () => waker.wake());
+  // one loop ending with a fatal error stops the other
+  const inner = new AbortController();
+  opts.signal?.addEventListener('abort', () => inner.abort(), { once: true });
+  const stopBoth = (err: unknown) => {
+    inner.abort();
+    throw err;
+  };
+  const o = { ...opts, signal: inner.signal, waker };
+  try {
+    await Promise.all([runLoop(o).catch(stopBoth), jobLoop(o, waker).catch(stopBoth)]);
+  } finally {
+    inner.abort();
+    stop();
+  }
+}

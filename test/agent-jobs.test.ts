@@ -211,7 +211,8 @@ describe('agent jobs: crash safety, rollback and undo with real dpkg', () => {
     const r = await cli(['agent', 'run', '--once', ...d.args]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/→ failed/);
-    expect(packageStates(d.root, NAMES)).toEqual(BEFORE);
+    // still 1.0-1, still held ("hi"), nothing added
+    expect(packageStates(d.root, NAMES)).toEqual({ 'pw-demo': '1.0-1 hi', 'pw-demo-helper': 'absent' });
     const [job] = await jobsOf(d.deployment);
     const ev = await api<{ events: { message?: string }[] }>(server, 'GET', `/api/v1/jobs/${job!.id}`);
     expect(ev.body.events.map((e) => e.message ?? '').join('\n')).toMatch(/pw-demo is held on this device \(apt-mark hold\)/);

@@ -172,6 +172,7 @@ export class Waker {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(t);
+        signal?.removeEventListener('abort', done);
         this.wakeup = undefined;
         this.pending = false;
         resolve();
@@ -179,7 +180,7 @@ export class Waker {
       const t = setTimeout(done, ms);
       this.wakeup = done;
       if (signal?.aborted) done();
-      signal?.addEventListener('abort', done, { once: true });
+      else signal?.addEventListener('abort', done, { once: true });
     });
   }
 }
@@ -188,11 +189,15 @@ function sleep(ms: number, signal?: AbortSignal, waker?: Waker): Promise<void> {
   if (waker) return waker.sleep(ms, signal);
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
+    const onAbort = () => {
       clearTimeout(t);
       resolve();
-    }, { once: true });
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 

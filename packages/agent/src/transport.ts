@@ -77,7 +77,9 @@ export async function request<T>(
     });
     req.on('timeout', () => req.destroy(new Error(`no answer from ${url.origin} within ${opts.timeoutMs ?? 60_000} ms`)));
     // a long poll is given up when the agent stops
-    opts.signal?.addEventListener('abort', () => req.destroy(new Error('the agent is stopping')), { once: true });
+    const onAbort = () => req.destroy(new Error('the agent is stopping'));
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    req.on('close', () => opts.signal?.removeEventListener('abort', onAbort));
     req.on('error', (err) => {
       reject(
         new PatchwardenError('E_SERVER_UNREACHABLE', `cannot reach the server at ${url.origin}: ${err.message}`, {

@@ -57,8 +57,12 @@ export const REBOOT_POLICIES = ['never', 'window-end', 'deadline'] as const;
 export const RebootPolicy = z.enum(REBOOT_POLICIES);
 export type RebootPolicy = z.infer<typeof RebootPolicy>;
 
-/** The deployment's reboot decision for this job: the policy and the instant it names (null: never). */
-export const JobReboot = z.strictObject({ policy: RebootPolicy, at: Instant.nullable() });
+/**
+ * The deployment's reboot decision for this job: the policy, the instant it names (null: never),
+ * and the same as seconds after the job was handed out, which the agent counts on its own clock
+ * (so a device whose clock is off still reboots at the right moment).
+ */
+export const JobReboot = z.strictObject({ policy: RebootPolicy, at: Instant.nullable(), afterSeconds: z.number().int().min(0).nullable() });
 export type JobReboot = z.infer<typeof JobReboot>;
 
 export const AgentJob = z.union([

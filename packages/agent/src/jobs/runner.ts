@@ -250,7 +250,9 @@ async function verifyInstall(ctx: JobContext, j: Journal, v: VerifiedObject): Pr
   }
   const reboot = v.manifest.restart.reboot === 'required';
   if (reboot) {
-    j.record.rebootAt = j.job.reboot?.at ?? null;
+    // counted on this device's clock from when the job arrived, so clock skew does not move it
+    const after = j.job.reboot?.afterSeconds;
+    j.record.rebootAt = after === null || after === undefined ? null : new Date(Date.parse(j.record.events[0]!.at) + after * 1000).toISOString();
     markRebootRequired(ctx.root, v.manifest.id);
   }
   return decide(j, 'done', `${v.manifest.id} r${v.manifest.revision} installed and verified${reboot ? '; a reboot is pending' : ''}`, {

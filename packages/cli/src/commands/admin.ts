@@ -126,6 +126,36 @@ export function adminCommands(program: Command): void {
       else console.log(`${d.hostname}: group ${d.group?.name ?? '(none)'}`);
     });
 
+  withClient(
+    devices
+      .command('history')
+      .description("a device's jobs (installs and undos with their outcome) and events (a patch removed by hand …)")
+      .argument('<device>', 'device id or hostname')
+      .option('--limit <n>', 'how many of each', '50'),
+  ).action(async (ref: string, f: Flags & { limit: string }) => {
+    type Job = { id: string; kind: string; patch: { id: string; revision: number }; state: string; createdAt: string; finishedAt: string | null; deploymentId: string };
+    type Ev = { at: string; kind: string; patch: string | null; message: string };
+    const [jobs, events] = await Promise.all([
+      client(f).call<{ items: Job[]; total: number }>('GET', `/api/v1/jobs?device=${enc(ref)}&limit=${enc(f.limit)}`),
+      client(f).call<{ items: Ev[]; total: number }>('GET', `/api/v1/devices/${enc(ref)}/events?limit=${enc(f.limit)}`),
+    ]);
+    if (f.json) return printJson({ jobs, events });
+    console.log(
+      jobs.items.length
+        ? table(jobs.items, [
+            { header: 'job', get: (j) => j.id },
+            { header: 'kind', get: (j) => j.kind },
+            { header: 'patch', get: (j) => `${j.patch.id} r${j.patch.revision}` },
+            { header: 'state', get: (j) => j.state },
+            { header: 'created', get: (j) => j.createdAt },
+            { header: 'finished', get: (j) => j.finishedAt },
+          ])
+        : 'no jobs',
+    );
+    console.log('');
+    console.log(events.items.length ? table(events.items, [{ header: 'at', get: (e) => e.at }, { header: 'event', get: (e) => e.kind }, { header: 'message', get: (e) => e.message }]) : 'no events');
+  });
+
   withClient(devices.command('label').description('add or remove labels').argument('<device>', 'device id or hostname'))
     .option('--add <labels...>', 'labels to add')
     .option('--remove <labels...>', 'labels to remove')

@@ -6,6 +6,16 @@ import { printJson, table } from '../output.js';
 
 type Flags = ClientOptions & { json?: boolean };
 
+interface JobRow {
+  id: string;
+  kind: string;
+  device: { id: string; hostname: string };
+  patch: { id: string; revision: number };
+  ring: number;
+  state: string;
+  finishedAt: string | null;
+}
+
 interface RingStatus {
   name: string;
   status: string;
@@ -33,6 +43,7 @@ export interface DeploymentStatus {
   };
   undoJobs?: number;
   unassigned?: string[];
+  undoLimits?: { patch: string; reasons: string[] }[];
 }
 interface DeploymentListItem {
   id: string;
@@ -46,6 +57,7 @@ interface DeploymentListItem {
 }
 
 type CreateFlags = Flags & {
+  reboot: string;
   group?: string;
   label?: string;
   device?: string;
@@ -121,6 +133,7 @@ export function deployCommands(program: Command): void {
       .option('--deadline <iso>', 'deadline: devices that missed their windows install then')
       .option('--ring <spec...>', 'rings in order: PERCENT%[:BAKE_MINUTES] or group=NAME[,NAME][:BAKE_MINUTES] (default one ring of 100%)')
       .option('--failure-threshold <ratio>', 'halt a ring when failed ÷ finished goes above this', '0')
+      .option('--reboot <policy>', 'when devices reboot after a patch that needs it: never (it stays pending and is reported), window-end or deadline', 'never')
       .addHelpText(
         'after',
         `
@@ -147,11 +160,56 @@ Examples:
       start: f.start ?? new Date().toISOString(),
       ...(f.deadline ? { deadline: f.deadline } : {}),
       ...(f.ring ? { rings: f.ring.map((s, i) => parseRing(s, i, threshold)) } : {}),
+      reboot: f.reboot,
     };
+    if (!['never', 'window-end', 'deadline'].includes(f.reboot)) throw new PatchwardenError('E_VALIDATION', `--reboot ${f.reboot} is not a reboot policy`, { hint: 'use never, window-end or deadline' });
     const d = await ApiClient.from(f).call<DeploymentStatus>('POST', '/api/v1/deployments', body);
     if (f.json) return printJson(d);
     printStatus(d);
     if (d.unassigned?.length) console.log(`  ${d.unassigned.length} devices fell in no ring: ${d.unassigned.join(', ')}`);
+    for (const u of d.undoLimits ?? []) console.log(`  note: undo of ${u.patch} would not restore everything: ${u.reasons.join('; ')}`);
+  });
+
+  withClient(
+    deploy
+      .command('jobs')
+      .description("a deployment's jobs: device, patch, ring, state (filter by --state, --ring, --device)")
+      .argument('<id>', 'deployment id')
+      .option('--state <state>', 'only jobs in this state (queued, done, failed, rolled-back, needs-attention …)')
+      .option('--ring <n>', 'only jobs of this ring (0 is the first)')
+      .option('--device <ref>', 'only jobs of this device (id or hostname)')
+      .option('--limit <n>', 'how many', '100')
+      .option('--offset <n>', 'skip this many', '0'),
+  ).action(async (id: string, f: Flags & { state?: string; ring?: string; device?: string; limit: string; offset: string }) => {
+    const q = new URLSearchParams({ limit: f.limit, offset: f.offset, ...(f.state ? { state: f.state } : {}), ...(f.ring ? { ring: f.ring } : {}), ...(f.device ? { device: f.device } : {}) });
+    const r = await ApiClient.from(f).call<{ items: JobRow[]; total: number }>('GET', `/api/v1/deployments/${encodeURIComponent(id)}/jobs?${q}`);
+    if (f.json) return printJson(r);
+    if (!r.items.length) return console.log('no jobs match');
+    console.log(
+      table(r.items, [
+        { header: 'job', get: (j) => j.id },
+        { header: 'kind', get: (j) => j.kind },
+        { header: 'device', get: (j) => j.device.hostname },
+        { header: 'patch', get: (j) => `${j.patch.id} r${j.patch.revision}` },
+        { header: 'ring', get: (j) => j.ring, align: 'right' },
+        { header: 'state', get: (j) => j.state },
+        { header: 'finished', get: (j) => j.finishedAt },
+      ]),
+    );
+    if (r.total > r.items.length) console.log(`${r.items.length} of ${r.total}; page with --offset`);
+  });
+
+  withClient(
+    deploy
+      .command('job')
+      .description('one job with its event history, as the agent reported it')
+      .argument('<job-id>', 'job id'),
+  ).action(async (id: string, f: Flags) => {
+    const j = await ApiClient.from(f).call<JobRow & { events: { at: string; state: string; message?: string }[]; detail: Record<string, unknown> | null }>('GET', `/api/v1/jobs/${encodeURIComponent(id)}`);
+    if (f.json) return printJson(j);
+    console.log(`job ${j.id}: ${j.kind} of ${j.patch.id} r${j.patch.revision} on ${j.device.hostname} — ${j.state}`);
+    for (const e of j.events) console.log(`  ${e.at}  ${e.state.padEnd(17)} ${e.message ?? ''}`);
+    if (j.detail?.audit) console.log(`dpkg --audit:\n${String(j.detail.audit)}`);
   });
 
   withClient(

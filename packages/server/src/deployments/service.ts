@@ -368,7 +368,7 @@ export async function jobsForDevice(db: Db, now: number, deviceId: string): Prom
     };
     const policy = RebootPolicy.catch('never').parse(r.reboot_policy ?? 'never');
     const at = rebootAt(policy, { windows, tz, now, deadline: r.deadline_at ?? undefined });
-    const reboot = { policy, at: at === null ? null : iso(at) };
+    const reboot = { policy, at: at === null ? null : iso(at), afterSeconds: at === null ? null : Math.max(0, Math.round((at - now) / 1000)) };
     out.push(r.kind === 'undo' ? { ...common, kind: 'undo', undoes: r.undoes!, reboot } : { ...common, kind: 'install', reboot });
   }
   if (out.length) {

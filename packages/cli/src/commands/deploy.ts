@@ -282,8 +282,17 @@ With --json, --watch prints the whole status as one JSON line each time it chang
     printStatus(d);
   });
 
-  withClient(deploy.command('undo').description('undo a deployment on every device whose install succeeded').argument('<id>', 'deployment id')).action(async (id: string, f: Flags) => {
-    const d = await ApiClient.from(f).call<DeploymentStatus>('POST', `/api/v1/deployments/${encodeURIComponent(id)}/undo`);
+  withClient(
+    deploy
+      .command('undo')
+      .description('undo a deployment (it stops), one ring or some devices: each install there that succeeded is undone from the agent\'s snapshot')
+      .argument('<id>', 'deployment id')
+      .option('--ring <n>', 'only this ring (0 is the first); the rest keeps running')
+      .option('--device <refs>', 'only these devices (ids or hostnames), comma-separated; the rest keeps running'),
+  ).action(async (id: string, f: Flags & { ring?: string; device?: string }) => {
+    const scope = { ...(f.ring !== undefined ? { ring: Number(f.ring) } : {}), ...(f.device ? { devices: list(f.device) } : {}) };
+    if (scope.ring !== undefined && !Number.isInteger(scope.ring)) throw new PatchwardenError('E_VALIDATION', `--ring ${f.ring} is not a ring number`, { hint: 'rings count from 0' });
+    const d = await ApiClient.from(f).call<DeploymentStatus>('POST', `/api/v1/deployments/${encodeURIComponent(id)}/undo`, scope);
     if (f.json) return printJson(d);
     console.log(`created ${d.undoJobs ?? 0} undo jobs`);
     printStatus(d);

@@ -189,10 +189,24 @@ for (const tdb of testDatabases) {
       expect(await jobs(d3!)).toEqual([]);
     });
 
-    it('undo creates undo jobs for the devices whose install succeeded', async () => {
-      const r = await h.admin('POST', `/api/v1/deployments/${first}/undo`);
+    it('undo creates undo jobs for the devices whose install succeeded: one device, then the rest', async () => {
+      const [d1] = web;
+      // one device first: the deployment keeps its state, that device alone gets an undo job
+      let r = await h.admin('POST', `/api/v1/deployments/${first}/undo`, { devices: [d1!.hostname] });
       expect(r.statusCode, r.body).toBe(200);
-      expect(r.json()).toMatchObject({ status: 'undone', undoJobs: 4, jobs: { undo: { queued: 4 } } });
+      expect(r.json()).toMatchObject({ status: 'complete', undoJobs: 1, jobs: { undo: { queued: 1 } } });
+      expect((await jobs(d1!)).filter((j) => j.deploymentId === first)).toEqual([expect.objectContaining({ kind: 'undo', undoes: installJobs.get(d1!.deviceId)!.id })]);
+      expect((await jobs(web[1]!)).filter((j) => j.deploymentId === first)).toEqual([]);
+      // the same device again: nothing left to undo there
+      r = await h.admin('POST', `/api/v1/deployments/${first}/undo`, { devices: [d1!.deviceId] });
+      expect(r.statusCode).toBe(409);
+      expect(r.json().error.message).toMatch(/nothing to undo/);
+      expect((await h.admin('POST', `/api/v1/deployments/${first}/undo`, { ring: 7 })).json().error.code).toBe('E_VALIDATION');
+      expect((await h.admin('POST', `/api/v1/deployments/${first}/undo`, { devices: ['no-such-host'] })).json().error.code).toBe('E_NOT_FOUND');
+      // the whole deployment: undo jobs for the three others, none twice for the first
+      r = await h.admin('POST', `/api/v1/deployments/${first}/undo`);
+      expect(r.statusCode, r.body).toBe(200);
+      expect(r.json()).toMatchObject({ status: 'undone', undoJobs: 3, jobs: { undo: { queued: 4 } } });
       for (const d of web) {
         const got = (await jobs(d)).filter((j) => j.deploymentId === first);
         expect(got).toEqual([expect.objectContaining({ kind: 'undo', undoes: installJobs.get(d.deviceId)!.id, patch: { id: P1, revision: 1 } })]);

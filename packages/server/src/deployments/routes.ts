@@ -154,10 +154,18 @@ export function deploymentRoutes(ctx: AppContext): FastifyPluginAsyncZod {
     );
     app.post(
       '/api/v1/deployments/:id/undo',
-      { config: admin, schema: { tags: ['deployments'], summary: 'Undo a deployment: undo jobs for every device whose install succeeded', params: Id } },
+      {
+        config: admin,
+        schema: {
+          tags: ['deployments'],
+          summary: 'Undo a deployment (it stops), one ring or some devices: undo jobs for every install there that succeeded',
+          params: Id,
+          body: z.strictObject({ ring: z.number().int().min(0).max(100).optional(), devices: z.array(DeviceRef).min(1).max(10_000).optional() }).nullish(),
+        },
+      },
       async (req) => {
         forgetProgress(db, req.params.id);
-        const r = await undoDeployment(db, ctx.now(), req.params.id);
+        const r = await undoDeployment(db, ctx.now(), req.params.id, req.body ?? {});
         await wakeups.wakeDeployment(db, req.params.id, 'undo');
         return r;
       },

@@ -299,18 +299,51 @@ export async function resumeDeployment(db: Db, now: number, id: string) {
   return getDeployment(db, now, id);
 }
 
-/** Stops the installs and creates one undo job per install job that succeeded. */
-export async function undoDeployment(db: Db, now: number, id: string) {
+/** What an undo covers: the whole deployment (it stops, installs that have not run never will), one ring, or some devices. */
+export interface UndoScope {
+  ring?: number | undefined;
+  devices?: string[] | undefined;
+}
+
+/**
+ * Creates one undo job per install job in scope that succeeded and was not undone yet. Undoing
+ * the whole deployment also stops it; undoing a ring or devices leaves the rest running.
+ */
+export async function undoDeployment(db: Db, now: number, id: string, scope: UndoScope = {}) {
   const e = await evaluate(db, now, id);
   if (e.row.status === 'undone') throw new PatchwardenError('E_CONFLICT', `deployment ${id} is undone already`);
+  const whole = scope.ring === undefined && scope.devices === undefined;
+  if (scope.ring !== undefined && scope.ring >= e.rings.length) {
+    throw new PatchwardenError('E_VALIDATION', `deployment ${id} has ${e.rings.length} ring(s); ring ${scope.ring} does not exist`, { hint: 'rings count from 0' });
+  }
+  let deviceIds: string[] | undefined;
+  if (scope.devices) {
+    const rows = await db.selectFrom('devices').select(['id', 'hostname']).where((eb) => eb.or([eb('id', 'in', textList(db, scope.devices!)), eb('hostname', 'in', textList(db, scope.devices!))])).execute();
+    const missing = scope.devices.filter((r) => !rows.some((d) => d.id === r || d.hostname === r));
+    if (missing.length) throw new PatchwardenError('E_NOT_FOUND', `no device ${missing.map((m) => `'${m}'`).join(', ')}`);
+    deviceIds = rows.map((r) => r.id);
+  }
   const created = await db.transaction().execute(async (tx) => {
-    const upd = await tx.updateTable('deployments').set({ status: 'undone', undone_at: now }).where('id', '=', id).where('status', '<>', 'undone').executeTakeFirst();
-    if (Number(upd.numUpdatedRows) !== 1) throw new PatchwardenError('E_CONFLICT', `deployment ${id} is undone already`);
-    const done = await tx.selectFrom('jobs').selectAll().where('deployment_id', '=', id).where('kind', '=', 'install').where('state', '=', 'done').execute();
+    if (whole) {
+      const upd = await tx.updateTable('deployments').set({ status: 'undone', undone_at: now }).where('id', '=', id).where('status', '<>', 'undone').executeTakeFirst();
+      if (Number(upd.numUpdatedRows) !== 1) throw new PatchwardenError('E_CONFLICT', `deployment ${id} is undone already`);
+    }
+    let q = tx
+      .selectFrom('jobs as j')
+      .selectAll('j')
+      .where('j.deployment_id', '=', id)
+      .where('j.kind', '=', 'install')
+      .where('j.state', '=', 'done')
+      // an install undone before (a ring, then the whole deployment) gets no second undo job
+      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('jobs as u').select('u.id').whereRef('u.undoes', '=', 'j.id'))));
+    if (scope.ring !== undefined) q = q.where('j.ring', '=', scope.ring);
+    if (deviceIds) q = q.where('j.device_id', 'in', textList(tx, deviceIds));
+    const done = await q.execute();
     const undo: JobsTable[] = done.map((j) => ({ ...j, id: newId(), kind: 'undo', state: 'queued', undoes: j.id, created_at: now, handed_at: null, finished_at: null, report_json: null }));
     for (let i = 0; i < undo.length; i += 500) await tx.insertInto('jobs').values(undo.slice(i, i + 500)).execute();
     return undo.length;
   });
+  if (!whole && created === 0) throw new PatchwardenError('E_CONFLICT', `nothing to undo: no install in that ${scope.ring !== undefined ? 'ring' : 'device set'} succeeded without being undone`);
   return { ...(await getDeployment(db, now, id)), undoJobs: created };
 }
 
@@ -335,10 +368,11 @@ export async function jobsForDevice(db: Db, now: number, deviceId: string): Prom
   const rows = await db
     .selectFrom('jobs as j')
     .innerJoin('deployments as d', 'd.id', 'j.deployment_id')
-    .select(['j.id', 'j.kind', 'j.deployment_id', 'j.patch_id', 'j.revision', 'j.target', 'j.ring', 'j.undoes', 'd.status', 'd.start_at', 'd.deadline_at', 'd.undone_at', 'd.reboot_policy'])
+    .select(['j.id', 'j.kind', 'j.deployment_id', 'j.patch_id', 'j.revision', 'j.target', 'j.ring', 'j.undoes', 'j.created_at', 'd.status', 'd.start_at', 'd.deadline_at', 'd.undone_at', 'd.reboot_policy'])
     .where('j.device_id', '=', deviceId)
     .where('j.report_json', 'is', null)
-    .where((eb) => eb.or([eb.and([eb('j.kind', '=', 'install'), eb('d.status', '=', 'active')]), eb.and([eb('j.kind', '=', 'undo'), eb('d.status', '=', 'undone')])]))
+    // undo jobs go out whatever the deployment's state: a ring or a device can be undone while the rest runs
+    .where((eb) => eb.or([eb.and([eb('j.kind', '=', 'install'), eb('d.status', '=', 'active')]), eb('j.kind', '=', 'undo')]))
     .orderBy('j.created_at')
     .orderBy('j.id')
     .execute();
@@ -354,7 +388,7 @@ export async function jobsForDevice(db: Db, now: number, deviceId: string): Prom
   const out: AgentJob[] = [];
   for (const r of rows) {
     if (r.kind === 'install' && r.ring > (await currentRing(db, now, r.deployment_id))) continue;
-    const start = r.kind === 'undo' ? r.undone_at! : r.start_at;
+    const start = r.kind === 'undo' ? r.created_at : r.start_at;
     const deadline = r.kind === 'undo' ? undefined : (r.deadline_at ?? undefined);
     const slot = nextInstallSlot({ windows, freezes, tz, from: now, start, ...(deadline === undefined ? {} : { deadline }) });
     if (!slot || slot.at > now) continue;

@@ -6,10 +6,12 @@
  * state, mid-unpack too; a second agent run must leave the root exactly at the before or the
  * after state, `dpkg --audit` clean, and exactly one report stored and sent.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compareDebVersions } from '@patchwarden/core';
 import { buildDeb } from '../packages/agent/src/installers/testing.js';
 import { api, assertBuilt, cli, startServerProcess, type ServerProcess } from './support/processes.js';
 import { audit, deviceId, dpkg, killGroup, makeDevice, packageStates, publishPatch, reportCounter, sha256, spawnAgent, trustAuthor, waitForFile } from './support/patching.js';
@@ -36,6 +38,7 @@ describe('agent jobs: crash safety, rollback and undo with real dpkg', () => {
   let server: ServerProcess;
   let proxy: Awaited<ReturnType<typeof reportCounter>>;
   let secret: string;
+  let key: string;
   let debs: { v1: string; v2: string; helper: string; broken: string };
   let n = 0;
 
@@ -43,7 +46,7 @@ describe('agent jobs: crash safety, rollback and undo with real dpkg', () => {
     dir = mkdtempSync(join(tmpdir(), 'pw-jobs-'));
     server = await startServerProcess(join(dir, 'server'));
     proxy = await reportCounter(server.url);
-    const key = await trustAuthor(dir, server);
+    key = await trustAuthor(dir, server);
     const out = join(dir, 'debs');
     mkdirSync(out);
     debs = {
@@ -218,6 +221,53 @@ describe('agent jobs: crash safety, rollback and undo with real dpkg', () => {
     expect(ev.body.events.map((e) => e.message ?? '').join('\n')).toMatch(/pw-demo is held on this device \(apt-mark hold\)/);
     const dev = await api<{ heldPackages: string[] }>(server, 'GET', `/api/v1/devices/${d.deviceId}`);
     expect(dev.body.heldPackages).toEqual(['pw-demo']);
+  }, 120_000);
+
+  it("patches and undoes with a real archive package's two versions (kitty-terminfo from Debian)", async () => {
+    // the two versions the archive serves now (bookworm and bookworm-security), downloaded with apt
+    const madison = execFileSync('apt-cache', ['madison', 'kitty-terminfo'], { encoding: 'utf8' });
+    const versions = [...new Set([...madison.matchAll(/\|\s*(\S+)\s*\|/g)].map((m) => m[1]!))].sort(compareDebVersions);
+    expect(versions.length, `apt-cache madison kitty-terminfo: ${madison}`).toBeGreaterThanOrEqual(2);
+    const [oldV, newV] = [versions[0]!, versions[versions.length - 1]!];
+    const where = join(dir, 'archive');
+    mkdirSync(where, { recursive: true });
+    execFileSync('apt-get', ['download', `kitty-terminfo=${oldV}`, `kitty-terminfo=${newV}`], { cwd: where, stdio: 'pipe' });
+    const file = (v: string) => join(where, `kitty-terminfo_${v.replace(/^\d+:/, '').replace(/:/g, '%3a')}_all.deb`);
+    const id = `custom/kitty-terminfo-${newV.replace(/[^a-z0-9.+~-]/g, '-')}`;
+    await publishPatch(
+      dir,
+      server,
+      key,
+      {
+        id,
+        revision: 1,
+        title: `kitty-terminfo ${newV}`,
+        severity: 'medium',
+        platforms: [{ family: 'linux' }],
+        applicability: { package: { manager: 'dpkg', name: 'kitty-terminfo', installed: true } },
+        installed: { package: { manager: 'dpkg', name: 'kitty-terminfo', version: { ge: newV } } },
+        install: [{ type: 'package', manager: 'dpkg', op: 'upgrade', name: 'kitty-terminfo', version: newV, file: 'kitty-terminfo.deb' }],
+      },
+      { 'kitty-terminfo.deb': { file: file(newV) } },
+    );
+    await api(server, 'POST', '/api/v1/approvals', { patch: id, group: 'lab', decision: 'approve' });
+    const name = `real${++n}`;
+    const root = makeDevice(join(dir, name), name, [file(oldV)]);
+    const args = ['--data-dir', join(dir, `${name}-agent`), '--root', root];
+    expect((await cli(['agent', 'enroll', '--server', proxy.url, '--secret', secret, '--installs', ...args])).status).toBe(0);
+    expect((await cli(['agent', 'run', '--once', ...args])).status).toBe(0);
+    const devId = await deviceId(server, name);
+    const dep = await api<{ id: string }>(server, 'POST', '/api/v1/deployments', { patches: [id], devices: [devId], start: new Date(Date.now() - 60_000).toISOString() });
+    expect(dep.status, JSON.stringify(dep.body)).toBe(201);
+    let r = await cli(['agent', 'run', '--once', ...args]);
+    expect(r.stdout + r.stderr).toMatch(/→ done/);
+    expect(packageStates(root, ['kitty-terminfo'])).toEqual({ 'kitty-terminfo': `${newV} ii` });
+    rmSync(where, { recursive: true, force: true });
+    expect((await api(server, 'POST', `/api/v1/deployments/${dep.body.id}/undo`)).status).toBe(200);
+    r = await cli(['agent', 'run', '--once', ...args]);
+    expect(r.stdout, r.stderr).toMatch(/undo .* → done/);
+    expect(packageStates(root, ['kitty-terminfo'])).toEqual({ 'kitty-terminfo': `${oldV} ii` });
+    expect(audit(root)).toBe('');
   }, 120_000);
 
   it('rolls back a patch whose postinst fails, and reports the package manager output', async () => {

@@ -37,6 +37,7 @@ import { mirrorRoutes } from './catalog/mirror/routes.js';
 import { payloadRoutes } from './catalog/payload-routes.js';
 import { webhookRoutes } from './notifications/routes.js';
 import { WebhookWorker } from './notifications/worker.js';
+import { consoleApiRoutes, EventBus } from './console-api/routes.js';
 
 export const SERVER_VERSION = '0.1.0';
 
@@ -96,6 +97,7 @@ export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
     checkinIntervalSeconds: opts.checkinIntervalSeconds ?? 300,
     wakeups: new JobWakeups(),
     version: SERVER_VERSION,
+    bus: new EventBus(),
   };
 
   // the signed catalog exists from the first start (local mode signs its own root)
@@ -147,6 +149,7 @@ export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
   webhooks.log = app.log;
   app.addHook('onClose', () => webhooks.stop());
   await app.register(webhookRoutes(ctx, webhooks));
+  await app.register(consoleApiRoutes(ctx));
 
   app.decorate('compliance', ctx.compliance);
   app.decorate('catalogContext', ctx);

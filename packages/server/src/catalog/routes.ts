@@ -1,10 +1,9 @@
-import { sql } from 'kysely';
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { PatchManifest, PatchwardenError, Platform, SEVERITIES } from '@patchwarden/core';
+import { PatchManifest, PatchwardenError, Platform } from '@patchwarden/core';
 import type { AppContext } from '../http/context.js';
 import { publishVendorPatches } from './service.js';
-import { containsPattern } from '../http/like.js';
+import { listPatches, PatchListQuery } from '../console-api/patches.js';
 
 export function catalogRoutes(ctx: AppContext): FastifyPluginAsyncZod {
   const { db } = ctx;
@@ -37,31 +36,11 @@ export function catalogRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         config: admin,
         schema: {
           tags: ['catalog'],
-          summary: 'List patches',
-          querystring: z.strictObject({
-            search: z.string().max(200).optional(),
-            severity: z.enum(SEVERITIES).optional(),
-            limit: z.coerce.number().int().min(1).max(1000).default(100),
-            offset: z.coerce.number().int().min(0).default(0),
-          }),
+          summary: 'List patches: filters (search in ids, severity list, vendor, CVE, needed, source), sorts, and the devices needing each',
+          querystring: PatchListQuery,
         },
       },
-      async (req) => {
-        let q = db.selectFrom('patches');
-        if (req.query.search) q = q.where(sql`lower(id)`, 'like', sql<string>`${containsPattern(req.query.search)} escape '!'`);
-        if (req.query.severity) q = q.where('severity', '=', req.query.severity);
-        const total = Number((await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
-        const items = await q
-          .select(['id', 'revision', 'title', 'severity', 'release_date', 'source_kind'])
-          .orderBy('id')
-          .limit(req.query.limit)
-          .offset(req.query.offset)
-          .execute();
-        return {
-          total,
-          items: items.map((r) => ({ id: r.id, revision: r.revision, title: r.title, severity: r.severity, releaseDate: r.release_date, source: r.source_kind })),
-        };
-      },
+      async (req) => listPatches(db, ctx.dialect, req.query),
     );
 
     app.get(

@@ -33,6 +33,7 @@ export interface CheckinContext {
   sets: SetCache;
   now: () => number;
   checkinIntervalSeconds: number;
+  bus?: { emit(name: 'checkin', event: { deviceId: string; hostname: string | null; at: string }): void };
 }
 
 export interface DeviceIdentity {
@@ -233,6 +234,7 @@ export async function checkin(ctx: CheckinContext, device: DeviceIdentity, req: 
     // a patch a job installed that is needed again was removed by hand: say so in the device's history
     await detectRemovedPatches(ctx.db, now, device.id);
   }
+  ctx.bus?.emit('checkin', { deviceId: device.id, hostname: req.system?.hostname ?? null, at: new Date(now).toISOString() });
   const res: CheckinResponse = { inventoryHash: inv.hash, systemHash: req.systemHash, nextCheckinSeconds: ctx.checkinIntervalSeconds };
   if (ctx.compliance) {
     const cat = await ctx.compliance.recentCatalog();

@@ -90,49 +90,7 @@ export function complianceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
           }),
         },
       },
-      async (req) => {
-        let q = db
-          .selectFrom('devices as d')
-          .innerJoin('effective_states as s', 's.context_id', 'd.context_id')
-          .innerJoin('patches as p', 'p.pk', 's.patch_pk')
-          .where('s.state', '=', 'needed')
-          .where('d.status', '=', 'active');
-        if (req.query.severity) q = q.where('p.severity', '=', req.query.severity);
-        const rows = await q
-          .select(['d.id as device_id', 'd.hostname', 'p.id as patch_id', 'p.title', 'p.severity'])
-          .execute();
-        const notAssessed = await db
-          .selectFrom('devices as d')
-          .innerJoin('eval_contexts as c', 'c.id', 'd.context_id')
-          .select(['d.id', 'd.hostname'])
-          .where('c.covered', '=', 0)
-          .where('d.status', '=', 'active')
-          .execute();
-        const rank = (s: string) => SEVERITIES.indexOf(s as (typeof SEVERITIES)[number]);
-        if (req.query.by === 'device') {
-          const map = new Map<string, { device: { id: string; hostname: string }; needed: { patch: string; title: string; severity: string }[] }>();
-          for (const r of rows) {
-            let e = map.get(r.device_id);
-            if (!e) map.set(r.device_id, (e = { device: { id: r.device_id, hostname: r.hostname }, needed: [] }));
-            e.needed.push({ patch: r.patch_id, title: r.title, severity: r.severity });
-          }
-          const items = [...map.values()]
-            .map((e) => ({ ...e, needed: e.needed.sort((a, b) => rank(a.severity) - rank(b.severity) || a.patch.localeCompare(b.patch)) }))
-            .sort((a, b) => b.needed.length - a.needed.length || a.device.hostname.localeCompare(b.device.hostname))
-            .slice(0, req.query.limit);
-          return { by: 'device', items, notAssessed };
-        }
-        const map = new Map<string, { patch: { id: string; title: string; severity: string }; devices: { id: string; hostname: string }[] }>();
-        for (const r of rows) {
-          let e = map.get(r.patch_id);
-          if (!e) map.set(r.patch_id, (e = { patch: { id: r.patch_id, title: r.title, severity: r.severity }, devices: [] }));
-          e.devices.push({ id: r.device_id, hostname: r.hostname });
-        }
-        const items = [...map.values()]
-          .sort((a, b) => rank(a.patch.severity) - rank(b.patch.severity) || b.devices.length - a.devices.length || a.patch.id.localeCompare(b.patch.id))
-          .slice(0, req.query.limit);
-        return { by: 'patch', items, notAssessed };
-      },
+      async (req) => neededReport(db, req.query),
     );
 
     app.get(
@@ -168,4 +126,70 @@ export function complianceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
       },
     );
   };
+}
+
+export interface NeededQuery {
+  by: 'device' | 'patch';
+  severity?: (typeof SEVERITIES)[number] | undefined;
+  limit: number;
+}
+export type NeededByDevice = { device: { id: string; hostname: string }; needed: { patch: string; title: string; severity: string }[] };
+export type NeededByPatch = { patch: { id: string; title: string; severity: string }; devices: { id: string; hostname: string }[] };
+export type NeededReport =
+  | { by: 'device'; items: NeededByDevice[]; notAssessed: { id: string; hostname: string }[] }
+  | { by: 'patch'; items: NeededByPatch[]; notAssessed: { id: string; hostname: string }[] };
+
+/**
+ * The needed-patches report (GET /api/v1/reports/needed; the console's CSV and PDF exports read
+ * the same). States are read per evaluation context (identical devices share one), so the
+ * database returns a few rows per context rather than one per device and patch; the expansion
+ * to devices happens here.
+ */
+export async function neededReport(db: AppContext['db'], query: NeededQuery): Promise<NeededReport> {
+  const devices = await db
+    .selectFrom('devices as d')
+    .innerJoin('eval_contexts as c', 'c.id', 'd.context_id')
+    .select(['d.id', 'd.hostname', 'd.context_id', 'c.covered'])
+    .where('d.status', '=', 'active')
+    .orderBy('d.hostname')
+    .orderBy('d.id')
+    .execute();
+  let q = db
+    .selectFrom('effective_states as s')
+    .innerJoin('patches as p', 'p.pk', 's.patch_pk')
+    .select(['s.context_id', 'p.id', 'p.title', 'p.severity'])
+    .where('s.state', '=', 'needed')
+    .where('s.context_id', 'in', (eb) => eb.selectFrom('devices').select('context_id').distinct().where('status', '=', 'active').where('context_id', 'is not', null));
+  if (query.severity) q = q.where('p.severity', '=', query.severity);
+  const rows = await q.execute();
+  const notAssessed = devices.filter((d) => d.covered === 0).map((d) => ({ id: d.id, hostname: d.hostname }));
+  const rank = (s: string) => SEVERITIES.indexOf(s as (typeof SEVERITIES)[number]);
+  const byContext = new Map<number, { patch: string; title: string; severity: string }[]>();
+  for (const r of rows) {
+    let list = byContext.get(r.context_id);
+    if (!list) byContext.set(r.context_id, (list = []));
+    list.push({ patch: r.id, title: r.title, severity: r.severity });
+  }
+  for (const list of byContext.values()) list.sort((a, b) => rank(a.severity) - rank(b.severity) || a.patch.localeCompare(b.patch));
+  if (query.by === 'device') {
+    const items: NeededByDevice[] = [];
+    for (const d of devices) {
+      const needed = byContext.get(d.context_id!);
+      if (needed) items.push({ device: { id: d.id, hostname: d.hostname }, needed: [...needed] });
+    }
+    items.sort((a, b) => b.needed.length - a.needed.length || a.device.hostname.localeCompare(b.device.hostname));
+    return { by: 'device', items: items.slice(0, query.limit), notAssessed };
+  }
+  const map = new Map<string, NeededByPatch>();
+  for (const d of devices) {
+    for (const n of byContext.get(d.context_id!) ?? []) {
+      let e = map.get(n.patch);
+      if (!e) map.set(n.patch, (e = { patch: { id: n.patch, title: n.title, severity: n.severity }, devices: [] }));
+      e.devices.push({ id: d.id, hostname: d.hostname });
+    }
+  }
+  const items = [...map.values()]
+    .sort((a, b) => rank(a.patch.severity) - rank(b.patch.severity) || b.devices.length - a.devices.length || a.patch.id.localeCompare(b.patch.id))
+    .slice(0, query.limit);
+  return { by: 'patch', items, notAssessed };
 }

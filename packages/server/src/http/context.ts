@@ -5,6 +5,7 @@ import type { SetCache } from '../inventory/store.js';
 import type { ComplianceEngine } from '../compliance/engine.js';
 import type { TufRepository } from '../catalog/tuf/repo.js';
 import type { JobWakeups } from '../deployments/wakeups.js';
+import type { EventBus } from '../console-api/bus.js';
 
 /** What every feature's routes get: the database, the clock (injected, for tests) and settings. */
 export interface AppContext {
@@ -19,4 +20,6 @@ export interface AppContext {
   wakeups: JobWakeups;
   checkinIntervalSeconds: number;
   version: string;
+  /** live events for the console (console-api/bus.ts) */
+  bus?: EventBus;
 }

@@ -1,0 +1,135 @@
+/**
+ * The routes the web console needs beyond the feature APIs: dashboard, live events (SSE),
+ * report exports, a patch's devices and relations, and a dry run of a deployment.
+ * (The console's patch list filters live in GET /api/v1/catalog/patches, catalog/routes.ts.)
+ */
+import { Readable } from 'node:stream';
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { RebootPolicy, Ring, SEVERITIES } from '@patchwarden/core';
+import type { AppContext } from '../http/context.js';
+import { neededReport } from '../compliance/routes.js';
+import { dashboard } from './dashboard.js';
+import { EventBus } from './bus.js';
+
+export { EventBus } from './bus.js';
+import { StreamHub } from './stream.js';
+import { checkPdfSize, csvLines, neededPdf, neededTable } from './reports.js';
+import { PatchDevicesQuery, patchDevices, patchRelations } from './patches.js';
+import { previewDeployment } from './preview.js';
+
+const PatchId = z.string().min(1).max(200);
+const GroupRef = z.string().min(1).max(200);
+const LabelRef = z.string().min(1).max(63);
+const DeviceRef = z.string().min(1).max(255);
+
+/** The body of POST /api/v1/deployments (deployments/routes.ts), field for field. */
+export const DeploymentBody = z.strictObject({
+  patches: z.array(PatchId).min(1).max(100),
+  groups: z.array(GroupRef).max(100).optional(),
+  labels: z.array(LabelRef).max(100).optional(),
+  devices: z.array(DeviceRef).max(10_000).optional(),
+  exclude: z
+    .strictObject({ groups: z.array(GroupRef).max(100).optional(), labels: z.array(LabelRef).max(100).optional(), devices: z.array(DeviceRef).max(10_000).optional() })
+    .optional(),
+  start: z.iso.datetime({ offset: true }),
+  deadline: z.iso.datetime({ offset: true }).optional(),
+  rings: z.array(Ring).min(1).max(20).optional(),
+  reboot: RebootPolicy.optional(),
+});
+
+const ExportQuery = z.strictObject({
+  by: z.enum(['device', 'patch']).default('device'),
+  severity: z.enum(SEVERITIES).optional(),
+  /** devices (by=device) or patches (by=patch), as in GET /api/v1/reports/needed; exports default to the maximum */
+  limit: z.coerce.number().int().min(1).max(10_000).default(10_000),
+});
+
+export interface ConsoleApiOptions {
+  /** open event streams at most (default 100) */
+  maxStreams?: number;
+  /** ping comment interval in ms (default 15 s) */
+  pingMs?: number;
+}
+
+export function consoleApiRoutes(ctx: AppContext, opts: ConsoleApiOptions = {}): FastifyPluginAsyncZod {
+  const { db } = ctx;
+  const bus = (ctx.bus ??= new EventBus());
+  const hub = new StreamHub(bus, db, opts.maxStreams, opts.pingMs);
+  return async (app) => {
+    const admin = { auth: 'admin' as const };
+    bus.onListenerError = (err) => app.log.warn({ err }, 'event listener failed');
+    app.addHook('preClose', (done) => {
+      hub.closeAll();
+      done();
+    });
+
+    app.get('/api/v1/dashboard', { config: admin, schema: { tags: ['console'], summary: 'Fleet summary for the console: devices, top patches, deployments, trend, time to patch' } }, async () =>
+      dashboard(db, ctx.dialect, ctx.now()),
+    );
+
+    app.get(
+      '/api/v1/events/stream',
+      {
+        config: admin,
+        schema: {
+          tags: ['console'],
+          summary: 'Live events as Server-Sent Events: checkin, job, deployment; a `: ping` comment every 15 s',
+        },
+      },
+      async (req, reply) => {
+        hub.checkCapacity(); // E_RATE_LIMITED, answered as JSON before the stream starts
+        reply.hijack();
+        hub.attach(reply.raw);
+        req.log.debug({ open: hub.open }, 'event stream opened');
+      },
+    );
+
+    const filename = (by: string, ext: string) => `patchwarden-needed-by-${by}-${new Date(ctx.now()).toISOString().slice(0, 10)}.${ext}`;
+    app.get(
+      '/api/v1/reports/needed.csv',
+      { config: admin, schema: { tags: ['reports'], summary: 'The needed-patches report as CSV (RFC 4180; formula-like cells prefixed with an apostrophe)', querystring: ExportQuery } },
+      async (req, reply) => {
+        const table = neededTable(await neededReport(db, req.query));
+        return reply
+          .header('content-type', 'text/csv; charset=utf-8')
+          .header('content-disposition', `attachment; filename="${filename(req.query.by, 'csv')}"`)
+          .header('cache-control', 'no-store')
+          .send(Readable.from(csvLines(table)));
+      },
+    );
+    app.get(
+      '/api/v1/reports/needed.pdf',
+      { config: admin, schema: { tags: ['reports'], summary: 'The needed-patches report as PDF (the same rows and columns as the CSV)', querystring: ExportQuery } },
+      async (req, reply) => {
+        const table = neededTable(await neededReport(db, req.query));
+        checkPdfSize(table);
+        return reply
+          .header('content-type', 'application/pdf')
+          .header('content-disposition', `attachment; filename="${filename(req.query.by, 'pdf')}"`)
+          .header('cache-control', 'no-store')
+          .send(neededPdf(table, new Date(ctx.now())));
+      },
+    );
+
+    app.get(
+      '/api/v1/catalog/patch/devices',
+      { config: admin, schema: { tags: ['catalog'], summary: 'Active devices with a given state for one patch, by hostname', querystring: PatchDevicesQuery } },
+      async (req) => patchDevices(db, req.query),
+    );
+    app.get(
+      '/api/v1/catalog/patch/relations',
+      {
+        config: admin,
+        schema: { tags: ['catalog'], summary: "A patch's requires, supersedes and conflicts, both ways", querystring: z.strictObject({ id: z.string().min(1).max(255) }) },
+      },
+      async (req) => patchRelations(ctx, req.query.id),
+    );
+
+    app.post(
+      '/api/v1/deployments/preview',
+      { config: admin, schema: { tags: ['deployments'], summary: 'What POST /api/v1/deployments would create, without writing anything', body: DeploymentBody } },
+      async (req) => previewDeployment(db, req.body),
+    );
+  };
+}

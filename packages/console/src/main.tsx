@@ -1,4 +1,4 @@
-import { QueryCache, QueryClient, QueryClientProvider } from '@tanstack/react-query';
+import { MutationCache, QueryCache, QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { ApiRequestError, captureTokenFromFragment, getSession, isUnauthorized, signOut, subscribeSession } from './api/client';
@@ -10,16 +10,17 @@ import './styles.css';
 captureTokenFromFragment();
 window.addEventListener('hashchange', captureTokenFromFragment);
 
+// Any 401 (token revoked, expired, server reset) goes back to sign-in with the server's reason.
+const onAuthError = (error: unknown) => {
+  if (isUnauthorized(error)) {
+    const { message, hint } = error as ApiRequestError;
+    signOut({ tone: 'error', message: `${message} ${hint ?? 'Please sign in again.'}` });
+  }
+};
+
 const queryClient = new QueryClient({
-  queryCache: new QueryCache({
-    // Any 401 (token revoked, expired, server reset) goes back to sign-in with the server's reason.
-    onError: (error) => {
-      if (isUnauthorized(error)) {
-        const { message, hint } = error as ApiRequestError;
-        signOut({ tone: 'error', message: `${message} ${hint ?? 'Please sign in again.'}` });
-      }
-    },
-  }),
+  queryCache: new QueryCache({ onError: onAuthError }),
+  mutationCache: new MutationCache({ onError: onAuthError }),
   defaultOptions: {
     queries: {
       staleTime: 5_000,

@@ -1,12 +1,21 @@
 /**
- * A tiny hash router: `#/devices`, `#/devices/<id>`, each with optional `?key=value` state
+ * A tiny hash router: `#/` (dashboard), `#/devices`, `#/devices/<id>`, `#/patches[/<id>]`,
+ * `#/deployments[/new|/<id>]`, `#/reports`, `#/settings`, each with optional `?key=value` state
  * (search, sort, page) so that reloads, links and the back button keep a page as it was.
  */
 import { useMemo, useSyncExternalStore } from 'react';
 
 export type Route =
+  | { name: 'dashboard'; params: URLSearchParams }
   | { name: 'devices'; params: URLSearchParams }
   | { name: 'device'; id: string; params: URLSearchParams }
+  | { name: 'patches'; params: URLSearchParams }
+  | { name: 'patch'; id: string; params: URLSearchParams }
+  | { name: 'deployments'; params: URLSearchParams }
+  | { name: 'newDeployment'; params: URLSearchParams }
+  | { name: 'deployment'; id: string; params: URLSearchParams }
+  | { name: 'reports'; params: URLSearchParams }
+  | { name: 'settings'; params: URLSearchParams }
   | { name: 'notFound'; path: string; params: URLSearchParams };
 
 const listeners = new Set<() => void>();
@@ -37,16 +46,23 @@ export function parseHash(hash: string): Route {
   const qi = raw.indexOf('?');
   const path = (qi >= 0 ? raw.slice(0, qi) : raw).replace(/\/+$/, '');
   const params = new URLSearchParams(qi >= 0 ? raw.slice(qi + 1) : '');
-  if (path === '' || path === '/devices') return { name: 'devices', params };
-  const m = /^\/devices\/([^/]+)$/.exec(path);
-  if (m?.[1]) {
+  if (path === '' || path === '/' || path === '/dashboard') return { name: 'dashboard', params };
+  const simple: Record<string, Route['name']> = {
+    '/devices': 'devices', '/patches': 'patches', '/deployments': 'deployments', '/deployments/new': 'newDeployment',
+    '/reports': 'reports', '/settings': 'settings',
+  };
+  const named = simple[path];
+  if (named) return { name: named, params } as Route;
+  const m = /^\/(devices|patches|deployments)\/([^/]+)$/.exec(path);
+  if (m?.[1] && m[2]) {
     let id: string;
     try {
-      id = decodeURIComponent(m[1]);
+      id = decodeURIComponent(m[2]);
     } catch {
       return { name: 'notFound', path, params };
     }
-    return { name: 'device', id, params };
+    const name = m[1] === 'devices' ? 'device' : m[1] === 'patches' ? 'patch' : 'deployment';
+    return { name, id, params };
   }
   return { name: 'notFound', path, params };
 }
@@ -68,8 +84,16 @@ export function href(path: string, params: ParamValues = {}): string {
   return `#${path}${s ? `?${s}` : ''}`;
 }
 
+export const dashboardPath = '/';
 export const devicesPath = '/devices';
 export const devicePath = (id: string): string => `/devices/${encodeURIComponent(id)}`;
+export const patchesPath = '/patches';
+export const patchPath = (id: string): string => `/patches/${encodeURIComponent(id)}`;
+export const deploymentsPath = '/deployments';
+export const newDeploymentPath = '/deployments/new';
+export const deploymentPath = (id: string): string => `/deployments/${encodeURIComponent(id)}`;
+export const reportsPath = '/reports';
+export const settingsPath = '/settings';
 
 /**
  * Goes to `target` (a `#…` string). `replace` rewrites the current history entry instead of

@@ -129,19 +129,49 @@ type GetOptions = { signal?: AbortSignal; token?: string | null };
 
 /** GET `/api/v1<path>` as JSON. Throws ApiRequestError; never resolves with an error body. */
 export async function apiGet<T>(path: string, opts: GetOptions = {}): Promise<T> {
-  const token = opts.token !== undefined ? opts.token : session.token;
-  const headers: Record<string, string> = { Accept: 'application/json' };
-  if (token) headers.Authorization = `Bearer ${token}`;
+  return apiRequest<T>('GET', path, undefined, opts);
+}
+
+type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+type SendBody = { json: unknown } | { binary: Blob | ArrayBuffer; type?: string } | undefined;
+
+/** POST / PUT / DELETE with a JSON body (`{ json }`) or a file (`{ binary }`). */
+export async function apiSend<T>(method: Exclude<Method, 'GET'>, path: string, body?: SendBody, opts: GetOptions = {}): Promise<T> {
+  return apiRequest<T>(method, path, body, opts);
+}
+
+const networkError = () => new ApiRequestError(0, 'network_error', 'The server could not be reached.',
+  'Check that the Patchwarden server is running and reachable from this browser.');
+
+function authHeaders(token: string | null | undefined): Record<string, string> {
+  const t = token !== undefined ? token : session.token;
+  return t ? { Authorization: `Bearer ${t}` } : {};
+}
+
+async function apiRequest<T>(method: Method, path: string, send: SendBody, opts: GetOptions): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json', ...authHeaders(opts.token) };
+  let body: BodyInit | undefined;
+  if (send && 'json' in send) {
+    headers['Content-Type'] = 'application/json';
+    body = JSON.stringify(send.json);
+  } else if (send && 'binary' in send) {
+    headers['Content-Type'] = send.type ?? 'application/octet-stream';
+    body = send.binary;
+  }
   let res: Response;
   try {
-    res = await fetch(API_BASE + path, { headers, signal: opts.signal, cache: 'no-store' });
+    res = await fetch(API_BASE + path, { method, headers, body, signal: opts.signal, cache: 'no-store' });
   } catch (err) {
     if (err instanceof DOMException && err.name === 'AbortError') throw err;
-    throw new ApiRequestError(0, 'network_error', 'The server could not be reached.',
-      'Check that the Patchwarden server is running and reachable from this browser.');
+    throw networkError();
   }
-  let body: unknown = null;
   const text = await res.text();
+  return readAnswer<T>(res, text, method !== 'GET');
+}
+
+/** Reads an answer's text: the value on success, an ApiRequestError otherwise (204: null). */
+function readAnswer<T>(res: Response, text: string, emptyOk = false): T {
+  let body: unknown = null;
   if (text) {
     try {
       body = JSON.parse(text);
@@ -157,7 +187,46 @@ export async function apiGet<T>(path: string, opts: GetOptions = {}): Promise<T>
       `The server answered ${res.status} ${res.statusText}`.trim() + '.');
   }
   if (body === null) {
+    if (res.status === 204 || (emptyOk && text === '')) return null as T;
     throw new ApiRequestError(res.status, 'bad_response', 'The server sent a response that is not JSON.');
   }
   return body as T;
+}
+
+/**
+ * Downloads `/api/v1<path>` as a file named `filename`: the token is a header, so a plain link
+ * cannot carry it; fetch the bytes, wrap them in an object URL and click a temporary link.
+ */
+export async function apiDownload(path: string, filename: string): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch(API_BASE + path, { headers: authHeaders(undefined), cache: 'no-store' });
+  } catch {
+    throw networkError();
+  }
+  if (!res.ok) readAnswer<never>(res, await res.text());
+  const blob = await res.blob();
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = filename;
+  a.rel = 'noopener';
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** The base URL and headers for a streaming request (the live events hook). */
+export function streamRequest(path: string): { url: string; headers: Record<string, string> } {
+  return { url: API_BASE + path, headers: { Accept: 'text/event-stream', ...authHeaders(undefined) } };
+}
+
+export function isNotFound(err: unknown): boolean {
+  return err instanceof ApiRequestError && err.status === 404;
+}
+
+/** A 404 for the route itself (this server does not have that API), not for a missing thing. */
+export function isMissingRoute(err: unknown): boolean {
+  return err instanceof ApiRequestError && err.status === 404 && (err.code === 'http_404' || err.message.startsWith('no route '));
 }

@@ -38,7 +38,7 @@ export function SearchBox({ id, label, value, placeholder, onSearch, delayMs = 3
   }, [text, delayMs]);
 
   return (
-    <form role="search" className={`search${inline ? ' search--inline' : ''}`} onSubmit={(e) => {
+    <form role="search" aria-label={label} className={`search${inline ? ' search--inline' : ''}`} onSubmit={(e) => {
       e.preventDefault();
       if (text.trim() !== committed.current) {
         committed.current = text.trim();

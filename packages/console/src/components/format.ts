@@ -53,3 +53,22 @@ export function offsetFromPage(page: string | null, pageSize: number): number {
   const n = Number.parseInt(page ?? '', 10);
   return Number.isFinite(n) && n > 1 ? (n - 1) * pageSize : 0;
 }
+
+/** The first 8 characters of a server id (the full one goes in a title). */
+export function shortId(id: string): string {
+  return id.length > 8 ? id.slice(0, 8) : id;
+}
+
+/** "2026-11-26 14:05" in the browser's zone; '—' for null. */
+export function formatDateTime(iso: string | null | undefined): string {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+/** Splits "a, b c" into ['a', 'b', 'c']. */
+export function splitList(text: string): string[] {
+  return text.split(/[\s,]+/).map((s) => s.trim()).filter(Boolean);
+}

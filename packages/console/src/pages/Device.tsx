@@ -1,5 +1,5 @@
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { useEffect, useRef, type ReactNode } from 'react';
+import { useEffect, useRef, type MouseEvent, type ReactNode } from 'react';
 import { apiGet } from '../api/client';
 import type { DeviceDetail } from '../api/types';
 import { Badge, Labels, StatusBadge } from '../components/Badge';
@@ -9,8 +9,10 @@ import { PackageCount } from '../components/Inventory';
 import { PageHeading } from '../components/PageHeading';
 import { RelativeTime } from '../components/RelativeTime';
 import { useDocumentTitle } from '../components/useDocumentTitle';
-import { devicesPath, href } from '../router';
+import { devicePath, devicesPath, href, newDeploymentPath } from '../router';
 import { Collectors } from './device/Collectors';
+import { History } from './device/History';
+import { NeededPatches } from './device/NeededPatches';
 import { Packages } from './device/Packages';
 
 const REFRESH_MS = 10_000;
@@ -35,6 +37,13 @@ export function DevicePage({ id, params }: { id: string; params: URLSearchParams
     seenHash.current = hash;
   }, [hash, id, queryClient]);
 
+  // `?section=patches|history|packages` (links from lists): bring that section into view once.
+  const section = params.get('section');
+  const loaded = device !== undefined;
+  useEffect(() => {
+    if (loaded && section) document.getElementById(`section-${section}`)?.scrollIntoView({ block: 'start' });
+  }, [loaded, section]);
+
   return (
     <>
       <nav aria-label="Breadcrumb" className="breadcrumb">
@@ -46,7 +55,21 @@ export function DevicePage({ id, params }: { id: string; params: URLSearchParams
       <div className="page-header">
         <PageHeading page={`device:${id}`}>{device?.hostname ?? 'Device'}</PageHeading>
         {device ? <StatusBadge status={device.status} /> : null}
+        {device && device.status === 'active' ? (
+          <a className="button button--primary page-header__action" href={href(newDeploymentPath, { device: device.id })}>
+            Deploy a patch
+          </a>
+        ) : null}
       </div>
+      {device ? (
+        <nav aria-label="Sections of this page" className="section-nav">
+          <ul>
+            <li><a href={href(devicePath(id), { section: 'patches' })} onClick={jump('section-patches')}>Needed patches</a></li>
+            <li><a href={href(devicePath(id), { section: 'history' })} onClick={jump('section-history')}>History</a></li>
+            <li><a href={href(devicePath(id), { section: 'packages' })} onClick={jump('section-packages')}>Packages</a></li>
+          </ul>
+        </nav>
+      ) : null}
 
       {detail.isPending ? (
         <Loading label="Loading device…" />
@@ -76,11 +99,28 @@ export function DevicePage({ id, params }: { id: string; params: URLSearchParams
               </section>
             </div>
           </div>
+          <NeededPatches device={device} />
+          <History device={device} routeId={id} params={params} />
           <Packages device={device} routeId={id} params={params} />
         </>
       )}
     </>
   );
+}
+
+/** In-page links: the hash is the router's, so move focus and scroll by hand. */
+function jump(target: string) {
+  return (e: MouseEvent<HTMLAnchorElement>) => {
+    e.preventDefault();
+    const el = document.getElementById(target);
+    if (!el) return;
+    el.scrollIntoView({ block: 'start' });
+    const heading = el.querySelector<HTMLElement>('h2');
+    if (heading) {
+      heading.tabIndex = -1;
+      heading.focus({ preventScroll: true });
+    }
+  };
 }
 
 function Facts({ device }: { device: DeviceDetail }) {

@@ -39,7 +39,7 @@ export function Packages({ device, routeId, params }: Props) {
   const noInventory = inventory.status !== 'ok' && inventory.status !== 'error' && search === '' && data?.total === 0;
 
   return (
-    <section className="card card--flush" aria-labelledby="packages-title">
+    <section className="card card--flush" aria-labelledby="packages-title" id="section-packages">
       <div className="card__header">
         <h2 id="packages-title" className="card__title">Packages</h2>
         {noInventory ? null : (

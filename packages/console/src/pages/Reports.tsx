@@ -1,0 +1,147 @@
+import { useQuery } from '@tanstack/react-query';
+import { useState } from 'react';
+import { apiDownload, apiGet, withQuery } from '../api/client';
+import type { NeededReport } from '../api/types';
+import { ErrorNotice, Loading } from '../components/ErrorNotice';
+import { formatNumber } from '../components/format';
+import { PageHeading } from '../components/PageHeading';
+import { SeverityBadge } from '../components/Severity';
+import { useDocumentTitle } from '../components/useDocumentTitle';
+import { devicePath, href, patchPath, reportsPath, updateParams } from '../router';
+
+const SEVERITIES = ['critical', 'high', 'medium', 'low', 'none', 'unknown'];
+
+export function ReportsPage({ params }: { params: URLSearchParams }) {
+  useDocumentTitle('Reports');
+  const by: 'device' | 'patch' = params.get('by') === 'patch' ? 'patch' : 'device';
+  const severity = params.get('severity') ?? '';
+  const query = useQuery({
+    queryKey: ['reports', 'needed', by, severity],
+    queryFn: ({ signal }) => apiGet<NeededReport>(withQuery('/reports/needed', { by, severity }), { signal }),
+  });
+  const data = query.data;
+  return (
+    <>
+      <div className="page-header">
+        <PageHeading page="reports">Reports</PageHeading>
+      </div>
+      <h2 className="section-title">Needed patches</h2>
+      <div className="toolbar">
+        <div className="segmented" role="group" aria-label="Group the report">
+          <button type="button" className="button button--small" aria-pressed={by === 'device'} onClick={() => updateParams(reportsPath, params, { by: null })}>
+            By device
+          </button>
+          <button type="button" className="button button--small" aria-pressed={by === 'patch'} onClick={() => updateParams(reportsPath, params, { by: 'patch' })}>
+            By patch
+          </button>
+        </div>
+        <div className="field">
+          <label htmlFor="report-severity" className="field__label">Severity</label>
+          <select id="report-severity" className="input" value={severity} onChange={(e) => updateParams(reportsPath, params, { severity: e.target.value })}>
+            <option value="">Any severity</option>
+            {SEVERITIES.map((s) => <option key={s} value={s}>{s}</option>)}
+          </select>
+        </div>
+        <Download by={by} severity={severity} />
+      </div>
+      {query.isPending ? <Loading label="Loading the report…" /> : !data ? (
+        <ErrorNotice title="Could not load the report" error={query.error} onRetry={() => void query.refetch()} />
+      ) : (
+        <>
+          {data.notAssessed.length ? (
+            <p className="notice notice--info" data-testid="report-not-assessed">
+              {formatNumber(data.notAssessed.length)} device{data.notAssessed.length === 1 ? ' is' : 's are'} not assessed (no feed covers their OS)
+              and {data.notAssessed.length === 1 ? 'is' : 'are'} not in this report:{' '}
+              {data.notAssessed.slice(0, 20).map((d, i) => (
+                <span key={d.id}>{i ? ', ' : ''}<a href={href(devicePath(d.id))}>{d.hostname}</a></span>
+              ))}
+              {data.notAssessed.length > 20 ? ` and ${data.notAssessed.length - 20} more` : ''}.
+            </p>
+          ) : null}
+          {data.by === 'device' ? (
+            <div className="table-wrap">
+              <table className="table" data-testid="report-by-device">
+                <caption className="visually-hidden">Needed patches by device</caption>
+                <thead><tr><th scope="col">Device</th><th scope="col" className="num">Needed</th><th scope="col">Patches</th></tr></thead>
+                <tbody>
+                  {data.items.map((r) => (
+                    <tr key={r.device.id}>
+                      <th scope="row" className="cell-strong"><a className="hostname" href={href(devicePath(r.device.id), { section: 'patches' })}>{r.device.hostname}</a></th>
+                      <td className="num">{formatNumber(r.needed.length)}</td>
+                      <td>
+                        <ul className="inline-list">
+                          {r.needed.slice(0, 12).map((p) => (
+                            <li key={p.patch}><a className="mono" href={href(patchPath(p.patch))} title={p.title}>{p.patch}</a> <SeverityBadge severity={p.severity} /></li>
+                          ))}
+                          {r.needed.length > 12 ? <li className="muted">and {r.needed.length - 12} more</li> : null}
+                        </ul>
+                      </td>
+                    </tr>
+                  ))}
+                  {data.items.length === 0 ? <tr><td colSpan={3} className="table__empty">No assessed device needs a patch.</td></tr> : null}
+                </tbody>
+              </table>
+            </div>
+          ) : (
+            <div className="table-wrap">
+              <table className="table" data-testid="report-by-patch">
+                <caption className="visually-hidden">Needed patches by patch</caption>
+                <thead><tr><th scope="col">Patch</th><th scope="col">Severity</th><th scope="col" className="num">Devices</th><th scope="col">Devices needing it</th></tr></thead>
+                <tbody>
+                  {data.items.map((r) => (
+                    <tr key={r.patch.id}>
+                      <th scope="row"><a className="mono cell-strong" href={href(patchPath(r.patch.id))}>{r.patch.id}</a><span className="cell-sub">{r.patch.title}</span></th>
+                      <td><SeverityBadge severity={r.patch.severity} /></td>
+                      <td className="num">{formatNumber(r.devices.length)}</td>
+                      <td>
+                        <ul className="inline-list">
+                          {r.devices.slice(0, 12).map((d) => <li key={d.id}><a href={href(devicePath(d.id))}>{d.hostname}</a></li>)}
+                          {r.devices.length > 12 ? <li className="muted">and {r.devices.length - 12} more</li> : null}
+                        </ul>
+                      </td>
+                    </tr>
+                  ))}
+                  {data.items.length === 0 ? <tr><td colSpan={4} className="table__empty">No patch is needed.</td></tr> : null}
+                </tbody>
+              </table>
+            </div>
+          )}
+        </>
+      )}
+    </>
+  );
+}
+
+/** CSV and PDF downloads: fetched with the token header, saved through an object URL. */
+function Download({ by, severity }: { by: 'device' | 'patch'; severity: string }) {
+  const [busy, setBusy] = useState<'csv' | 'pdf' | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [done, setDone] = useState('');
+  const get = async (format: 'csv' | 'pdf') => {
+    setBusy(format);
+    setError(null);
+    setDone('');
+    const day = new Date().toISOString().slice(0, 10);
+    const name = `patchwarden-needed-by-${by}${severity ? `-${severity}` : ''}-${day}.${format}`;
+    try {
+      await apiDownload(withQuery(`/reports/needed.${format}`, { by, severity }), name);
+      setDone(`Downloaded ${name}.`);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(null);
+    }
+  };
+  return (
+    <div className="downloads">
+      <button type="button" className="button button--small" disabled={busy !== null} onClick={() => void get('csv')}>
+        {busy === 'csv' ? 'Preparing CSV…' : 'Download CSV'}
+      </button>
+      <button type="button" className="button button--small" disabled={busy !== null} onClick={() => void get('pdf')}>
+        {busy === 'pdf' ? 'Preparing PDF…' : 'Download PDF'}
+      </button>
+      <span className="visually-hidden" aria-live="polite">{done}</span>
+      {error ? <ErrorNotice title="The download failed" error={error} /> : null}
+    </div>
+  );
+}

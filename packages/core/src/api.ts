@@ -19,6 +19,8 @@ export interface DeviceSummary {
   lastSeenAt: string | null;
   packageCount: number;
   inventory: { status: InventoryStatus; message?: string };
+  /** patches needed on the device now (0 also when it has not been assessed yet) */
+  needed: number;
 }
 
 export interface DeviceDetail extends DeviceSummary {
@@ -65,6 +67,6 @@ export interface Whoami {
   name: string;
 }
 
-export const DEVICE_SORT_FIELDS = ['hostname', 'lastSeen', 'packages', 'os'] as const;
+export const DEVICE_SORT_FIELDS = ['hostname', 'lastSeen', 'packages', 'os', 'needed'] as const;
 export type DeviceSort = (typeof DEVICE_SORT_FIELDS)[number];
 export type SortOrder = 'asc' | 'desc';

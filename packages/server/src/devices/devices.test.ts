@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabases } from '../testing/databases.js';
-import { hashed, hostPackages } from '../testing/fixtures.js';
+import { hashed, hostPackages, packagePatch } from '../testing/fixtures.js';
 import { checkinBody, makeHarness, systemFacts, type Harness } from '../testing/harness.js';
 
 for (const tdb of testDatabases) {
@@ -89,6 +89,22 @@ for (const tdb of testDatabases) {
 
       const groups = (await h.admin('GET', '/api/v1/groups')).json().items;
       expect(groups).toEqual([expect.objectContaining({ name: 'web servers', deviceCount: 3 })]);
+
+      // needed patches per device, sortable; the OS filter
+      const p = (id: string, i: number) => packagePatch(id, inv.packages[i]!.name, `${inv.packages[i]!.version}+fix1`);
+      // db-01 has only the first 10 packages: it needs the first patch, the web servers need both
+      const up = await h.admin('POST', '/api/v1/catalog/patches', { patches: [p('test/a', 2), p('test/b', 40)], coverage: [{ family: 'linux', distribution: 'debian', release: 'bookworm', arch: ['amd64'] }], source: { kind: 'test' } });
+      expect(up.statusCode, up.body).toBe(200);
+      r = await h.admin('GET', '/api/v1/devices?sort=needed&order=asc&search=-0');
+      const rows = r.json().items.map((d: { hostname: string; needed: number }) => [d.hostname, d.needed]);
+      // ties keep the id order, so only the first place is fixed
+      expect(rows[0]).toEqual(['db-01', 1]);
+      expect(rows.slice(1).sort()).toEqual([['web-01', 2], ['web-02', 2], ['web-03', 2]]);
+      r = await h.admin('GET', '/api/v1/devices?os=debian%20gnu%2Flinux%2012');
+      expect(r.json().total).toBe(r.json().items.length);
+      expect(r.json().items.map((d: { hostname: string }) => d.hostname)).toEqual(expect.arrayContaining(['db-01', 'web-01']));
+      r = await h.admin('GET', '/api/v1/devices?os=windows');
+      expect(r.json().total).toBe(0);
     });
 
     it('treats hostile search, sort and filter parameters as data', async () => {

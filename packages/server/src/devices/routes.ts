@@ -26,6 +26,7 @@ export function deviceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
           summary: 'List devices (search, filter, sort, page)',
           querystring: z.strictObject({
             search: z.string().max(200).optional(),
+            os: z.string().max(200).optional(),
             group: z.string().max(200).optional(),
             label: Label.optional(),
             status: z.enum(['active', 'revoked']).optional(),

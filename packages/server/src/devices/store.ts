@@ -4,10 +4,12 @@ import type { DB, DevicesTable } from '../db/schema.js';
 import { rowToFact } from '../inventory/store.js';
 import { containsPattern } from '../http/like.js';
 
-export const DEVICE_SORTS: Record<DeviceSort, string> = { hostname: 'd.hostname', lastSeen: 'd.last_seen_at', packages: 'd.package_count', os: 'd.os_pretty' };
+export const DEVICE_SORTS: Record<DeviceSort, string> = { hostname: 'd.hostname', lastSeen: 'd.last_seen_at', packages: 'd.package_count', os: 'd.os_pretty', needed: 'needed' };
 
 export interface DeviceQuery {
   search?: string;
+  /** part of the OS's pretty name (Debian GNU/Linux 12 …), case-insensitive */
+  os?: string;
   group?: string;
   label?: string;
   status?: 'active' | 'revoked';
@@ -28,7 +30,7 @@ function parseSystem(json: string | null): SystemFacts | null {
 type Row = Pick<
   DevicesTable,
   'id' | 'hostname' | 'status' | 'enrolled_at' | 'last_seen_at' | 'system_json' | 'package_count' | 'inventory_status' | 'inventory_message'
-> & { group_id: string | null; group_name: string | null };
+> & { group_id: string | null; group_name: string | null; needed?: number | string | null };
 
 function toSummary(r: Row, labels: string[]): DeviceSummary {
   const system = parseSystem(r.system_json);
@@ -46,13 +48,18 @@ function toSummary(r: Row, labels: string[]): DeviceSummary {
     lastSeenAt: iso(r.last_seen_at),
     packageCount: r.package_count,
     inventory,
+    needed: Number(r.needed ?? 0),
   };
 }
 
 function baseQuery(db: Kysely<DB>) {
+  // needed patches per evaluation context, counted once per context (devices share them)
   return db
+    .with('nc', (w) => w.selectFrom('effective_states').select(['context_id', (eb) => eb.fn.countAll<number>().as('n')]).where('state', '=', 'needed').groupBy('context_id'))
     .selectFrom('devices as d')
     .leftJoin('groups as g', 'g.id', 'd.group_id')
+    .leftJoin('nc', 'nc.context_id', 'd.context_id')
+    .select((eb) => eb.fn.coalesce('nc.n', sql<number>`0`).as('needed'))
     .select([
       'd.id',
       'd.hostname',
@@ -108,6 +115,7 @@ export async function listDevices(db: Kysely<DB>, q: DeviceQuery): Promise<{ ite
     );
   }
   if (q.status) query = query.where('d.status', '=', q.status);
+  if (q.os) query = query.where(sql`lower(coalesce(d.os_pretty, ''))`, 'like', sql`${containsPattern(q.os)} escape '!'`);
   const countRow = await query
     .clearSelect()
     .select((eb) => eb.fn.countAll<number>().as('n'))

@@ -217,9 +217,10 @@ export interface JobDetail extends JobSummary {
 
 // --- reports, settings ----------------------------------------------------------------------
 
+/** One page of the report; `total` counts every item, `notAssessedTotal` every device not assessed. */
 export type NeededReport =
-  | { by: 'device'; items: { device: { id: string; hostname: string }; needed: { patch: string; title: string; severity: Severity }[] }[]; notAssessed: { id: string; hostname: string }[] }
-  | { by: 'patch'; items: { patch: { id: string; title: string; severity: Severity }; devices: { id: string; hostname: string }[] }[]; notAssessed: { id: string; hostname: string }[] };
+  | { by: 'device'; total?: number; notAssessedTotal?: number; items: { device: { id: string; hostname: string }; needed: { patch: string; title: string; severity: Severity }[] }[]; notAssessed: { id: string; hostname: string }[] }
+  | { by: 'patch'; total?: number; notAssessedTotal?: number; items: { patch: { id: string; title: string; severity: Severity }; deviceCount?: number; devices: { id: string; hostname: string }[] }[]; notAssessed: { id: string; hostname: string }[] };
 
 export interface ApprovalRule {
   id: string;

@@ -17,10 +17,10 @@ const PAGE_SIZE = 50;
 const REFRESH_MS = 10_000;
 
 /** The order a column sorts in when first chosen: names A→Z, newest and largest first. */
-const FIRST_ORDER: Record<DeviceSort, SortOrder> = { hostname: 'asc', os: 'asc', lastSeen: 'desc', packages: 'desc' };
+const FIRST_ORDER: Record<DeviceSort, SortOrder> = { hostname: 'asc', os: 'asc', lastSeen: 'desc', packages: 'desc', needed: 'desc' };
 
 function readSort(v: string | null): DeviceSort {
-  return v === 'lastSeen' || v === 'packages' || v === 'os' ? v : 'hostname';
+  return v === 'lastSeen' || v === 'packages' || v === 'os' || v === 'needed' ? v : 'hostname';
 }
 
 function readOrder(v: string | null, sort: DeviceSort): SortOrder {
@@ -118,7 +118,7 @@ export function DevicesPage({ params }: { params: URLSearchParams }) {
                   <th scope="col">Group</th>
                   <th scope="col">Labels</th>
                   <SortHeader column="packages" label="Packages" className="num" {...header} />
-                  {hasNeeded ? <th scope="col" className="num">Needed patches</th> : null}
+                  {hasNeeded ? <SortHeader column="needed" label="Needed patches" className="num" {...header} /> : null}
                   <SortHeader column="lastSeen" label="Last seen" {...header} />
                   <th scope="col">Status</th>
                 </tr>

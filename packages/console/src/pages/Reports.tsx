@@ -3,23 +3,29 @@ import { useState } from 'react';
 import { apiDownload, apiGet, withQuery } from '../api/client';
 import type { NeededReport } from '../api/types';
 import { ErrorNotice, Loading } from '../components/ErrorNotice';
-import { formatNumber } from '../components/format';
+import { formatNumber, offsetFromPage } from '../components/format';
 import { PageHeading } from '../components/PageHeading';
 import { SeverityBadge } from '../components/Severity';
 import { useDocumentTitle } from '../components/useDocumentTitle';
 import { devicePath, href, patchPath, reportsPath, updateParams } from '../router';
+import { Pager } from '../components/Pager';
 
 const SEVERITIES = ['critical', 'high', 'medium', 'low', 'none', 'unknown'];
+const PAGE_SIZE = 50;
 
 export function ReportsPage({ params }: { params: URLSearchParams }) {
   useDocumentTitle('Reports');
   const by: 'device' | 'patch' = params.get('by') === 'patch' ? 'patch' : 'device';
   const severity = params.get('severity') ?? '';
+  const offset = offsetFromPage(params.get('page'), PAGE_SIZE);
+  // one page at a time, and at most a dozen hostnames per patch: a fleet of 10,000 stays fast
   const query = useQuery({
-    queryKey: ['reports', 'needed', by, severity],
-    queryFn: ({ signal }) => apiGet<NeededReport>(withQuery('/reports/needed', { by, severity }), { signal }),
+    queryKey: ['reports', 'needed', by, severity, offset],
+    queryFn: ({ signal }) => apiGet<NeededReport>(withQuery('/reports/needed', { by, severity, limit: PAGE_SIZE, offset, devicesPerPatch: 12 }), { signal }),
   });
+  const onOffset = (next: number) => updateParams(reportsPath, params, { page: next > 0 ? String(Math.floor(next / PAGE_SIZE) + 1) : null });
   const data = query.data;
+  const notAssessed = data ? (data.notAssessedTotal ?? data.notAssessed.length) : 0;
   return (
     <>
       <div className="page-header">
@@ -28,16 +34,16 @@ export function ReportsPage({ params }: { params: URLSearchParams }) {
       <h2 className="section-title">Needed patches</h2>
       <div className="toolbar">
         <div className="segmented" role="group" aria-label="Group the report">
-          <button type="button" className="button button--small" aria-pressed={by === 'device'} onClick={() => updateParams(reportsPath, params, { by: null })}>
+          <button type="button" className="button button--small" aria-pressed={by === 'device'} onClick={() => updateParams(reportsPath, params, { by: null, page: null })}>
             By device
           </button>
-          <button type="button" className="button button--small" aria-pressed={by === 'patch'} onClick={() => updateParams(reportsPath, params, { by: 'patch' })}>
+          <button type="button" className="button button--small" aria-pressed={by === 'patch'} onClick={() => updateParams(reportsPath, params, { by: 'patch', page: null })}>
             By patch
           </button>
         </div>
         <div className="field">
           <label htmlFor="report-severity" className="field__label">Severity</label>
-          <select id="report-severity" className="input" value={severity} onChange={(e) => updateParams(reportsPath, params, { severity: e.target.value })}>
+          <select id="report-severity" className="input" value={severity} onChange={(e) => updateParams(reportsPath, params, { severity: e.target.value, page: null })}>
             <option value="">Any severity</option>
             {SEVERITIES.map((s) => <option key={s} value={s}>{s}</option>)}
           </select>
@@ -48,14 +54,14 @@ export function ReportsPage({ params }: { params: URLSearchParams }) {
         <ErrorNotice title="Could not load the report" error={query.error} onRetry={() => void query.refetch()} />
       ) : (
         <>
-          {data.notAssessed.length ? (
+          {notAssessed ? (
             <p className="notice notice--info" data-testid="report-not-assessed">
-              {formatNumber(data.notAssessed.length)} device{data.notAssessed.length === 1 ? ' is' : 's are'} not assessed (no feed covers their OS)
-              and {data.notAssessed.length === 1 ? 'is' : 'are'} not in this report:{' '}
+              {formatNumber(notAssessed)} device{notAssessed === 1 ? ' is' : 's are'} not assessed (no feed covers their OS)
+              and {notAssessed === 1 ? 'is' : 'are'} not in this report:{' '}
               {data.notAssessed.slice(0, 20).map((d, i) => (
                 <span key={d.id}>{i ? ', ' : ''}<a href={href(devicePath(d.id))}>{d.hostname}</a></span>
               ))}
-              {data.notAssessed.length > 20 ? ` and ${data.notAssessed.length - 20} more` : ''}.
+              {notAssessed > 20 ? ` and ${formatNumber(notAssessed - 20)} more` : ''}.
             </p>
           ) : null}
           {data.by === 'device' ? (
@@ -92,11 +98,11 @@ export function ReportsPage({ params }: { params: URLSearchParams }) {
                     <tr key={r.patch.id}>
                       <th scope="row"><a className="mono cell-strong" href={href(patchPath(r.patch.id))}>{r.patch.id}</a><span className="cell-sub">{r.patch.title}</span></th>
                       <td><SeverityBadge severity={r.patch.severity} /></td>
-                      <td className="num">{formatNumber(r.devices.length)}</td>
+                      <td className="num">{formatNumber(r.deviceCount ?? r.devices.length)}</td>
                       <td>
                         <ul className="inline-list">
                           {r.devices.slice(0, 12).map((d) => <li key={d.id}><a href={href(devicePath(d.id))}>{d.hostname}</a></li>)}
-                          {r.devices.length > 12 ? <li className="muted">and {r.devices.length - 12} more</li> : null}
+                          {(r.deviceCount ?? r.devices.length) > 12 ? <li className="muted">and {formatNumber((r.deviceCount ?? r.devices.length) - 12)} more</li> : null}
                         </ul>
                       </td>
                     </tr>
@@ -106,6 +112,7 @@ export function ReportsPage({ params }: { params: URLSearchParams }) {
               </table>
             </div>
           )}
+          <Pager label="Report pages" offset={offset} limit={PAGE_SIZE} count={data.items.length} total={data.total ?? data.items.length} onOffset={onOffset} />
         </>
       )}
     </>

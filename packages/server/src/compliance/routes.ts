@@ -87,6 +87,8 @@ export function complianceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
             by: z.enum(['device', 'patch']).default('device'),
             severity: z.enum(SEVERITIES).optional(),
             limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+            offset: z.coerce.number().int().min(0).max(10_000_000).default(0),
+            devicesPerPatch: z.coerce.number().int().min(1).max(100_000).optional(),
           }),
         },
       },
@@ -132,12 +134,16 @@ export interface NeededQuery {
   by: 'device' | 'patch';
   severity?: (typeof SEVERITIES)[number] | undefined;
   limit: number;
+  offset?: number | undefined;
+  /** by patch: list at most this many devices per patch (deviceCount has them all) */
+  devicesPerPatch?: number | undefined;
 }
 export type NeededByDevice = { device: { id: string; hostname: string }; needed: { patch: string; title: string; severity: string }[] };
-export type NeededByPatch = { patch: { id: string; title: string; severity: string }; devices: { id: string; hostname: string }[] };
+export type NeededByPatch = { patch: { id: string; title: string; severity: string }; deviceCount: number; devices: { id: string; hostname: string }[] };
+/** `total`: items before paging; `notAssessed` lists at most 1,000 devices, `notAssessedTotal` counts them all */
 export type NeededReport =
-  | { by: 'device'; items: NeededByDevice[]; notAssessed: { id: string; hostname: string }[] }
-  | { by: 'patch'; items: NeededByPatch[]; notAssessed: { id: string; hostname: string }[] };
+  | { by: 'device'; total: number; items: NeededByDevice[]; notAssessed: { id: string; hostname: string }[]; notAssessedTotal: number }
+  | { by: 'patch'; total: number; items: NeededByPatch[]; notAssessed: { id: string; hostname: string }[]; notAssessedTotal: number };
 
 /**
  * The needed-patches report (GET /api/v1/reports/needed; the console's CSV and PDF exports read
@@ -162,7 +168,10 @@ export async function neededReport(db: AppContext['db'], query: NeededQuery): Pr
     .where('s.context_id', 'in', (eb) => eb.selectFrom('devices').select('context_id').distinct().where('status', '=', 'active').where('context_id', 'is not', null));
   if (query.severity) q = q.where('p.severity', '=', query.severity);
   const rows = await q.execute();
-  const notAssessed = devices.filter((d) => d.covered === 0).map((d) => ({ id: d.id, hostname: d.hostname }));
+  const notAssessedAll = devices.filter((d) => d.covered === 0).map((d) => ({ id: d.id, hostname: d.hostname }));
+  const notAssessed = notAssessedAll.slice(0, 1000);
+  const notAssessedTotal = notAssessedAll.length;
+  const from = query.offset ?? 0;
   const rank = (s: string) => SEVERITIES.indexOf(s as (typeof SEVERITIES)[number]);
   const byContext = new Map<number, { patch: string; title: string; severity: string }[]>();
   for (const r of rows) {
@@ -178,18 +187,17 @@ export async function neededReport(db: AppContext['db'], query: NeededQuery): Pr
       if (needed) items.push({ device: { id: d.id, hostname: d.hostname }, needed: [...needed] });
     }
     items.sort((a, b) => b.needed.length - a.needed.length || a.device.hostname.localeCompare(b.device.hostname));
-    return { by: 'device', items: items.slice(0, query.limit), notAssessed };
+    return { by: 'device', total: items.length, items: items.slice(from, from + query.limit), notAssessed, notAssessedTotal };
   }
   const map = new Map<string, NeededByPatch>();
   for (const d of devices) {
     for (const n of byContext.get(d.context_id!) ?? []) {
       let e = map.get(n.patch);
-      if (!e) map.set(n.patch, (e = { patch: { id: n.patch, title: n.title, severity: n.severity }, devices: [] }));
-      e.devices.push({ id: d.id, hostname: d.hostname });
+      if (!e) map.set(n.patch, (e = { patch: { id: n.patch, title: n.title, severity: n.severity }, deviceCount: 0, devices: [] }));
+      e.deviceCount++;
+      if (query.devicesPerPatch === undefined || e.devices.length < query.devicesPerPatch) e.devices.push({ id: d.id, hostname: d.hostname });
     }
   }
-  const items = [...map.values()]
-    .sort((a, b) => rank(a.patch.severity) - rank(b.patch.severity) || b.devices.length - a.devices.length || a.patch.id.localeCompare(b.patch.id))
-    .slice(0, query.limit);
-  return { by: 'patch', items, notAssessed };
+  const all = [...map.values()].sort((a, b) => rank(a.patch.severity) - rank(b.patch.severity) || b.deviceCount - a.deviceCount || a.patch.id.localeCompare(b.patch.id));
+  return { by: 'patch', total: all.length, items: all.slice(from, from + query.limit), notAssessed, notAssessedTotal };
 }

@@ -4,7 +4,8 @@ import { ErrorNotice } from '../../components/ErrorNotice';
 import { formatDateTime } from '../../components/format';
 import { RelativeTime } from '../../components/RelativeTime';
 
-type MirrorStatusAnswer = {
+type MirrorStatusAnswer = { mode: 'central' } | {
+  mode: 'local';
   upstream: string | null;
   site: { name: string; mode: string } | null;
   running: { kind: string; startedAt: string; progress?: unknown } | null;
@@ -14,7 +15,7 @@ type MirrorStatusAnswer = {
   serving: { source: string; root: number | null; timestamp: number | null; snapshot: number | null; expires: string | null; targets: number } | null;
 };
 
-/** A central server answers 404 (no route) or E_CONFLICT (not a local server): nothing to show. */
+/** A central server answers { mode: 'central' } (older ones 404 or E_CONFLICT): nothing to show. */
 const notLocal = (e: unknown) => e instanceof ApiRequestError && (e.status === 404 || e.code === 'E_CONFLICT');
 
 /** Upstream sync status, on a local patch server only. */
@@ -24,14 +25,14 @@ export function MirrorStatus() {
     queryKey: ['mirror-status'],
     queryFn: ({ signal }) => apiGet<MirrorStatusAnswer>('/mirror/status', { signal }),
     retry: false,
-    refetchInterval: (query) => (query.state.data?.running ? 3_000 : false),
+    refetchInterval: (query) => (query.state.data?.mode === 'local' && query.state.data.running ? 3_000 : false),
   });
   const sync = useMutation({
     mutationFn: () => apiSend<unknown>('POST', '/mirror/sync?wait=false'),
     onSuccess: () => void queryClient.invalidateQueries({ queryKey: ['mirror-status'] }),
   });
-  if (q.isPending || (q.isError && notLocal(q.error))) return null;
-  const s = q.data;
+  if (q.isPending || (q.isError && notLocal(q.error)) || q.data?.mode === 'central') return null;
+  const s = q.data?.mode === 'local' ? q.data : undefined;
   return (
     <section className="card" id="settings-mirror" aria-labelledby="mirror-title" data-testid="settings-mirror">
       <h2 id="mirror-title" className="card__title">Upstream sync</h2>

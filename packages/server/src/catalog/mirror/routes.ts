@@ -43,10 +43,12 @@ export function mirrorRoutes(ctx: AppContext, mirror: MirrorService | null): Fas
       },
     );
 
-    app.get('/api/v1/mirror/status', { config: admin, schema: { tags: ['mirror'], summary: 'What this local server mirrors, and how its last and current sync went' } }, async () => {
-      if (!mirror) throw notLocal();
-      return mirror.status();
-    });
+    app.get(
+      '/api/v1/mirror/status',
+      { config: admin, schema: { tags: ['mirror'], summary: "What this local server mirrors, and how its last and current sync went; a central server answers { mode: 'central' }" } },
+      // a central server mirrors nothing: that is an answer, not an error (the console asks every server)
+      async () => (mirror ? { mode: 'local' as const, ...(await mirror.status()) } : { mode: 'central' as const }),
+    );
 
     app.post(
       '/api/v1/mirror/import',

@@ -19,8 +19,10 @@ export default class SummaryReporter implements Reporter {
       if (m.state() === 'failed' && [...m.children.allTests()].length === 0) failed++;
     }
     failed += errors.length;
-    const notRun = [process.env.PATCHWARDEN_PG_SUITE_SKIPPED && `the PostgreSQL suite did NOT run (${process.env.PATCHWARDEN_PG_SUITE_SKIPPED})`]
-      .filter(Boolean);
+    const notRun = [
+      process.env.PATCHWARDEN_PG_SUITE_SKIPPED && `the PostgreSQL suite did NOT run (${process.env.PATCHWARDEN_PG_SUITE_SKIPPED})`,
+      process.env.PATCHWARDEN_BROWSER_SUITE_SKIPPED && `the console's browser suite did NOT run (${process.env.PATCHWARDEN_BROWSER_SUITE_SKIPPED})`,
+    ].filter(Boolean);
     for (const n of notRun) console.log(`\nNOTE: ${n}`);
     console.log(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
   }

@@ -133,15 +133,22 @@ async function upsertIn(tx: Transaction<DB>, patches: PatchManifest[], coverage:
       }
       if (inserts.length) await tx.insertInto('patches').values(inserts).execute();
     }
+    // an import sends its coverage with every batch: only a new or changed entry is a catalog change
+    const known = coverage.length
+      ? new Map((await tx.selectFrom('coverage').select(['key', 'platform_json']).where('key', 'in', coverage.map(coverageKey)).execute()).map((r) => [r.key, r.platform_json]))
+      : new Map<string, string>();
+    let coverageChanged = false;
     for (const c of coverage) {
       const row = { key: coverageKey(c), platform_json: JSON.stringify(c), source_json: JSON.stringify(source), updated_at: now };
+      if (known.get(row.key) !== row.platform_json) coverageChanged = true;
       await tx
         .insertInto('coverage')
         .values(row)
         .onConflict((oc) => oc.column('key').doUpdateSet({ platform_json: row.platform_json, source_json: row.source_json, updated_at: now }))
         .execute();
     }
-    if (result.changed.length || coverage.length) await bumpGeneration(tx as unknown as Kysely<DB>);
+    // a new generation makes every evaluator reload the whole catalog, so it moves only on a change
+    if (result.changed.length || coverageChanged) await bumpGeneration(tx as unknown as Kysely<DB>);
   }
 }
 
@@ -149,22 +156,37 @@ export interface LoadedCatalog {
   generation: number;
   index: CatalogIndex;
   manifests: Map<string, PatchManifest>;
+  /** each manifest's digest, so the next load parses only what changed */
+  digests: Map<string, string>;
   pkOf: Map<string, number>;
   coverage: Platform[];
   /** file paths and registry values the rules read: what agents are asked to collect */
   collect: { files: string[]; registry: string[] };
 }
 
-/** The whole catalog in memory (the evaluator reads it for every context). */
-export async function loadCatalog(db: Kysely<DB>): Promise<LoadedCatalog> {
+/**
+ * The whole catalog in memory (the evaluator reads it for every context). Given the previous
+ * load, only manifests whose digest changed are read and parsed again: an import that moves the
+ * generation once per batch would otherwise parse the whole catalog after every batch.
+ */
+export async function loadCatalog(db: Kysely<DB>, previous?: LoadedCatalog): Promise<LoadedCatalog> {
   const gen = await generation(db);
-  const rows = await db.selectFrom('patches').select(['pk', 'id', 'manifest_json']).execute();
+  const heads = await db.selectFrom('patches').select(['pk', 'id', 'digest']).execute();
   const manifests = new Map<string, PatchManifest>();
+  const digests = new Map<string, string>();
   const pkOf = new Map<string, number>();
-  for (const r of rows) {
-    // rows stored before actions and payloads existed lack those fields: same defaults as the schema
-    manifests.set(r.id, { payload: [], install: [], undo: [], ...(JSON.parse(r.manifest_json) as Partial<PatchManifest>) } as PatchManifest);
+  const stale: number[] = [];
+  for (const r of heads) {
+    const kept = previous?.digests.get(r.id) === r.digest ? previous.manifests.get(r.id) : undefined;
+    if (kept) manifests.set(r.id, kept);
+    else stale.push(r.pk);
+    digests.set(r.id, r.digest);
     pkOf.set(r.id, r.pk);
+  }
+  for (let i = 0; i < stale.length; i += 5000) {
+    const rows = await db.selectFrom('patches').select(['id', 'manifest_json']).where('pk', 'in', stale.slice(i, i + 5000)).execute();
+    // rows stored before actions and payloads existed lack those fields: same defaults as the schema
+    for (const r of rows) manifests.set(r.id, { payload: [], install: [], undo: [], ...(JSON.parse(r.manifest_json) as Partial<PatchManifest>) } as PatchManifest);
   }
   const coverage = (await db.selectFrom('coverage').select('platform_json').execute()).map((r) => JSON.parse(r.platform_json) as Platform);
   const index = new CatalogIndex(manifests.values());
@@ -174,5 +196,5 @@ export async function loadCatalog(db: Kysely<DB>): Promise<LoadedCatalog> {
     if (key.startsWith('file:')) files.push(key.slice(5));
     else if (key.startsWith('registry:')) registry.push(key.slice(9));
   }
-  return { generation: gen, index, manifests, pkOf, coverage, collect: { files: files.sort().slice(0, 256), registry: registry.sort().slice(0, 256) } };
+  return { generation: gen, index, manifests, digests, pkOf, coverage, collect: { files: files.sort().slice(0, 256), registry: registry.sort().slice(0, 256) } };
 }

@@ -58,7 +58,7 @@ export class ComplianceEngine {
 
   async catalog(): Promise<LoadedCatalog> {
     const gen = await generation(this.db);
-    if (!this.cached || this.cached.generation !== gen) this.cached = await loadCatalog(this.db);
+    if (!this.cached || this.cached.generation !== gen) this.cached = await loadCatalog(this.db, this.cached ?? undefined);
     this.checkedAt = performance.now();
     return this.cached;
   }

@@ -201,6 +201,14 @@ describe('agent jobs: crash safety, rollback and undo with real dpkg', () => {
       expect(seconds).toBeLessThan(20);
       const ev = await api<{ items: { kind: string; patch: string; message: string }[] }>(server, 'GET', `/api/v1/devices/${d.deviceId}/events`);
       expect(ev.body.items).toEqual([expect.objectContaining({ kind: 'patch-removed', patch: PATCH, message: expect.stringMatching(/needed again: job .* installed it/) })]);
+      // "scan now" from an administrator reaches the waiting agent at once: it checks in again
+      const seen = async () => (await api<{ lastSeenAt: string }>(server, 'GET', `/api/v1/devices/${d.deviceId}`)).body.lastSeenAt;
+      const before = await seen();
+      const scan = await cli(['devices', 'scan', d.name, '--server', server.url, '--token', server.adminToken]);
+      expect(scan.status, scan.stderr).toBe(0);
+      const t1 = Date.now();
+      await until('the requested scan', async () => (await seen()) !== before);
+      expect((Date.now() - t1) / 1000).toBeLessThan(10);
     } finally {
       daemon.child.kill('SIGTERM');
       await daemon.done;

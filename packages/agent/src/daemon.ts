@@ -66,11 +66,8 @@ async function jobLoop(opts: DaemonOptions, waker: Waker): Promise<void> {
       const pass = await processJobs(opts, opts.jobWaitSeconds ?? 30);
       failures = 0;
       opts.onPass?.(pass);
-      if (!pass.installs) {
-        await pause(60);
-        continue;
-      }
-      if (pass.ran.length) waker.wake();
+      if (pass.ran.length || pass.scanRequested) waker.wake();
+      if (!pass.installs) continue;
       else if (pass.waiting.length) await pause(30);
     } catch (err) {
       const code = err instanceof PatchwardenError ? err.code : undefined;

@@ -80,6 +80,7 @@ async function main(argv: string[]): Promise<number> {
     if (values.once) {
       const r = await checkinOnce(opts);
       console.log(`checked in: ${r.packages} packages, sent ${r.mode} (${r.bytesSent} bytes)`);
+      if (!loadState(opts.dataDir).installs) return 0;
       const pass = await processJobs({ ...jobOpts, ...(barrier ? { barrier } : {}) }, 0);
       for (const j of pass.ran) console.log(`job ${j.id}: ${j.kind} ${j.patch} → ${j.state}`);
       if (pass.ran.length) await checkinOnce(opts);

@@ -195,7 +195,11 @@ export async function downloadToFile(
         }
         let n = status === 206 ? have : 0;
         const fd = openSync(part, status === 206 ? 'a' : 'w', 0o600);
+        let closed = false;
+        // end, aborted and error can each arrive (and more than one): the file is closed once
         const done = (err?: Error) => {
+          if (closed) return;
+          closed = true;
           try {
             fsyncSync(fd);
           } catch {
@@ -206,6 +210,7 @@ export async function downloadToFile(
           else resolve();
         };
         res.on('data', (c: Buffer) => {
+          if (closed) return;
           n += c.length;
           if (n > expect.size) {
             req.destroy(new PatchwardenError('E_DIGEST_MISMATCH', `${url.pathname} is longer than the ${expect.size} bytes the signed manifest states`));

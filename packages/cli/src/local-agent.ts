@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { PatchwardenError } from '@patchwarden/core';
 import { createSecret, revokeSecret, type RunningServer } from '@patchwarden/server';
-import { checkinOnce, enrollAgent, loadState, runLoop, saveState, stateExists, type CheckinResult } from '@patchwarden/agent';
+import { checkinOnce, enrollAgent, loadState, runAgent, saveState, stateExists, type CheckinResult } from '@patchwarden/agent';
 
 export const LOCAL_AGENT_DIR = 'local-agent';
 const LOCAL_INTERVAL_SECONDS = 60;
@@ -45,12 +45,14 @@ export async function startBuiltInAgent(server: RunningServer, dataDir: string):
   const controller = new AbortController();
   const loop = async () => {
     await new Promise((r) => setTimeout(r, LOCAL_INTERVAL_SECONDS * 1000).unref());
-    await runLoop({
+    // report-only: it takes no job, but hears "scan now" and watches the package database
+    await runAgent({
       dataDir: agentDir,
       collect,
       intervalSeconds: LOCAL_INTERVAL_SECONDS,
       signal: controller.signal,
       onError: (err, retry) => console.error(`built-in agent: ${(err as Error).message} (retrying in ${Math.round(retry)} s)`),
+      onJobError: () => {},
     });
   };
   loop().catch((err: Error) => console.error(`built-in agent stopped: ${err.message}`));

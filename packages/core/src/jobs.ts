@@ -92,7 +92,11 @@ export const AgentJob = z.union([
 ]);
 export type AgentJob = z.infer<typeof AgentJob>;
 
-export const AgentJobList = z.strictObject({ jobs: z.array(AgentJob) });
+export const AgentJobList = z.strictObject({
+  jobs: z.array(AgentJob),
+  /** an administrator asked for a fresh scan: the agent collects and checks in at once */
+  scanNow: z.boolean().optional(),
+});
 export type AgentJobList = z.infer<typeof AgentJobList>;
 
 /** Bounds of a report, so one device cannot fill the server's database. */

@@ -35,6 +35,8 @@ export interface JobPass {
   waiting: { id: string; reason: string }[];
   /** reboots run in this pass */
   rebooted: string[];
+  /** an administrator asked for a scan: check in now */
+  scanRequested: boolean;
 }
 
 function contextOf(opts: JobOptions): JobContext {
@@ -52,13 +54,16 @@ function contextOf(opts: JobOptions): JobContext {
 }
 
 /** Asks the server for jobs; the answer is checked like any outside input. */
-export async function fetchJobs(opts: JobOptions, waitSeconds = 0) {
+export async function fetchJobs(opts: JobOptions, waitSeconds = 0, installs = true) {
   const s = loadState(opts.dataDir);
-  const q = waitSeconds > 0 ? `?wait=${Math.floor(waitSeconds)}` : '';
+  const params = new URLSearchParams();
+  if (waitSeconds > 0) params.set('wait', String(Math.floor(waitSeconds)));
+  if (!installs) params.set('installs', 'false');
+  const q = params.size ? `?${params}` : '';
   const res = await request<unknown>(s.server, 'GET', `/api/v1/agent/jobs${q}`, { token: s.token, timeoutMs: (waitSeconds + 30) * 1000, ...(opts.signal ? { signal: opts.signal } : {}) });
   const parsed = AgentJobList.safeParse(res.body);
   if (!parsed.success) throw new PatchwardenError('E_VALIDATION', `the server's job list is malformed: ${parsed.error.issues[0]?.message}`);
-  return parsed.data.jobs;
+  return parsed.data;
 }
 
 /**
@@ -66,11 +71,17 @@ export async function fetchJobs(opts: JobOptions, waitSeconds = 0) {
  * run every job that can run now. A job waiting for a prerequisite runs after the others.
  */
 export async function processJobs(opts: JobOptions, waitSeconds = 0): Promise<JobPass> {
-  const pass: JobPass = { installs: true, ran: [], waiting: [], rebooted: [] };
-  if (!loadState(opts.dataDir).installs) return { ...pass, installs: false };
+  const pass: JobPass = { installs: true, ran: [], waiting: [], rebooted: [], scanRequested: false };
+  if (!loadState(opts.dataDir).installs) {
+    // a report-only agent takes no job, but hears "scan now"
+    const answer = await fetchJobs(opts, waitSeconds, false);
+    return { ...pass, installs: false, scanRequested: answer.scanNow === true };
+  }
   const ctx = contextOf(opts);
   const hasUnfinished = () => Journal.all(opts.dataDir).some((j) => !j.finished);
-  for (const job of await fetchJobs(opts, hasUnfinished() ? 0 : waitSeconds)) {
+  const answer = await fetchJobs(opts, hasUnfinished() ? 0 : waitSeconds);
+  pass.scanRequested = answer.scanNow === true;
+  for (const job of answer.jobs) {
     if (!Journal.exists(opts.dataDir, job.id)) Journal.create(opts.dataDir, job, (opts.now ?? (() => new Date()))());
   }
   let progress = true;

@@ -126,6 +126,14 @@ export function adminCommands(program: Command): void {
       else console.log(`${d.hostname}: group ${d.group?.name ?? '(none)'}`);
     });
 
+  withClient(devices.command('scan').description('scan now: the device collects its facts and checks in at once (within seconds while its agent runs)').argument('<device>', 'device id or hostname')).action(
+    async (ref: string, f: Flags) => {
+      const r = await client(f).call<{ deviceId: string; at: string }>('POST', `/api/v1/devices/${enc(ref)}/scan`);
+      if (f.json) printJson(r);
+      else console.log(`scan requested for ${ref} (device ${r.deviceId}); its agent checks in as soon as it hears it`);
+    },
+  );
+
   withClient(
     devices
       .command('history')

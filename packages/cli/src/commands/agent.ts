@@ -104,7 +104,7 @@ export function agentCommands(program: Command): void {
       .option('--reboot-command <cmd>', 'run this when a patch\'s reboot is due (e.g. "systemctl reboot"); without it a reboot stays pending and is reported')
       .option('--no-monitor', 'do not watch the package database for changes between check-ins'),
   ).action(async (flags: CollectFlags & { once?: boolean; interval?: string; allowHost?: boolean; rebootCommand?: string; monitor?: boolean }) => {
-    const { checkinOnce, runAgent, processJobs, barrierFromEnv } = await import('@patchwarden/agent');
+    const { checkinOnce, runAgent, processJobs, barrierFromEnv, loadState } = await import('@patchwarden/agent');
     const opts = { dataDir: flags.dataDir, collect: collectOf(flags) };
     const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
     const jobOpts = {
@@ -120,7 +120,10 @@ export function agentCommands(program: Command): void {
         : `checked in: ${r.packages} packages, sent ${r.mode}${r.sentSystem ? ' + system facts' : ''} (${r.bytesSent} bytes)${r.resent ? ', resent in full after the server lost the base' : ''}`;
     if (flags.once) {
       const first = await checkinOnce(opts);
-      const pass = await processJobs({ ...jobOpts, ...(barrier ? { barrier } : {}) }, 0);
+      // a report-only agent has just checked in: there is nothing more to ask the server
+      const pass = loadState(flags.dataDir).installs
+        ? await processJobs({ ...jobOpts, ...(barrier ? { barrier } : {}) }, 0)
+        : { installs: false, ran: [], waiting: [], rebooted: [], scanRequested: false };
       const again = pass.ran.length ? await checkinOnce(opts) : null;
       if (flags.json) return printJson({ ...first, jobs: pass, after: again });
       console.log(describe(first));

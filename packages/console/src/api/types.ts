@@ -222,6 +222,19 @@ export type NeededReport =
   | { by: 'device'; total?: number; notAssessedTotal?: number; items: { device: { id: string; hostname: string }; needed: { patch: string; title: string; severity: Severity }[] }[]; notAssessed: { id: string; hostname: string }[] }
   | { by: 'patch'; total?: number; notAssessedTotal?: number; items: { patch: { id: string; title: string; severity: Severity }; deviceCount?: number; devices: { id: string; hostname: string }[] }[]; notAssessed: { id: string; hostname: string }[] };
 
+/** GET /api/v1/reports/cves: CVEs of patches that active devices need, exploited first. */
+export interface OpenCve {
+  cve: string;
+  exploited: boolean;
+  /** the highest severity of its patches */
+  severity: Severity;
+  /** the needed patches that fix it */
+  patches: { id: string; title: string; severity: Severity }[];
+  /** active devices needing at least one of the patches */
+  devices: number;
+}
+export interface OpenCveReport { total: number; items: OpenCve[] }
+
 export interface ApprovalRule {
   id: string;
   group: string;

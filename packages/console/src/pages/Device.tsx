@@ -1,6 +1,6 @@
-import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useRef, type MouseEvent, type ReactNode } from 'react';
-import { apiGet } from '../api/client';
+import { apiGet, apiSend } from '../api/client';
 import type { DeviceDetail } from '../api/types';
 import { Badge, Labels, StatusBadge } from '../components/Badge';
 import { ErrorNotice, Loading } from '../components/ErrorNotice';
@@ -16,6 +16,26 @@ import { NeededPatches } from './device/NeededPatches';
 import { Packages } from './device/Packages';
 
 const REFRESH_MS = 10_000;
+
+/** "Scan now": the agent hears it on its waiting job request and checks in within seconds. */
+function ScanNow({ id }: { id: string }) {
+  const queryClient = useQueryClient();
+  const scan = useMutation({
+    mutationFn: () => apiSend<{ at: string }>('POST', `/devices/${encodeURIComponent(id)}/scan`),
+    onSuccess: () => {
+      // the check-in it causes arrives as a live event too; this catches it without one
+      setTimeout(() => void queryClient.invalidateQueries({ queryKey: ['device', id] }), 3000);
+    },
+  });
+  return (
+    <span className="page-header__action">
+      <button type="button" className="button" disabled={scan.isPending} onClick={() => scan.mutate()}>Scan now</button>
+      <span role="status" className="muted">
+        {scan.isSuccess ? ' Scan requested: the device reports within seconds while its agent runs.' : scan.isError ? ` Scan not requested: ${scan.error.message}` : ''}
+      </span>
+    </span>
+  );
+}
 
 export function DevicePage({ id, params }: { id: string; params: URLSearchParams }) {
   const queryClient = useQueryClient();
@@ -56,9 +76,12 @@ export function DevicePage({ id, params }: { id: string; params: URLSearchParams
         <PageHeading page={`device:${id}`}>{device?.hostname ?? 'Device'}</PageHeading>
         {device ? <StatusBadge status={device.status} /> : null}
         {device && device.status === 'active' ? (
-          <a className="button button--primary page-header__action" href={href(newDeploymentPath, { device: device.id })}>
-            Deploy a patch
-          </a>
+          <>
+            <ScanNow id={device.id} />
+            <a className="button button--primary page-header__action" href={href(newDeploymentPath, { device: device.id })}>
+              Deploy a patch
+            </a>
+          </>
         ) : null}
       </div>
       {device ? (

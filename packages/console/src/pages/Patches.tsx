@@ -28,18 +28,19 @@ export function PatchesPage({ params }: { params: URLSearchParams }) {
   const vendor = params.get('vendor') ?? '';
   const cve = params.get('cve') ?? '';
   const source = params.get('source') ?? '';
+  const platform = params.get('platform') ?? '';
   const needed = params.get('state') === 'needed';
   const sort = readSort(params.get('sort'));
   const o = params.get('order');
   const order: SortOrder = o === 'asc' || o === 'desc' ? o : FIRST_ORDER[sort];
   const offset = offsetFromPage(params.get('page'), PAGE_SIZE);
-  const filtered = search !== '' || severity !== '' || vendor !== '' || cve !== '' || source !== '' || needed;
+  const filtered = search !== '' || severity !== '' || vendor !== '' || cve !== '' || source !== '' || platform !== '' || needed;
 
   const query = useQuery({
-    queryKey: ['catalog', 'patches', { search, severity, vendor, cve, source, needed, sort, order, offset }],
+    queryKey: ['catalog', 'patches', { search, severity, vendor, cve, source, platform, needed, sort, order, offset }],
     queryFn: ({ signal }) =>
       apiGet<Page<CatalogPatch>>(withQuery('/catalog/patches', {
-        search, severity, vendor, cve, source, state: needed ? 'needed' : undefined, sort, order, limit: PAGE_SIZE, offset,
+        search, severity, vendor, cve, source, platform, state: needed ? 'needed' : undefined, sort, order, limit: PAGE_SIZE, offset,
       }), { signal }),
     placeholderData: keepPreviousData,
   });
@@ -69,13 +70,14 @@ export function PatchesPage({ params }: { params: URLSearchParams }) {
         <SearchBox id="patch-filter-vendor" label="Vendor" value={vendor} placeholder="e.g. debian" onSearch={(v) => go({ vendor: v, page: null }, true)} />
         <SearchBox id="patch-filter-cve" label="CVE" value={cve} placeholder="CVE-2024-1234" onSearch={(v) => go({ cve: v, page: null }, true)} />
         <SearchBox id="patch-filter-source" label="Source" value={source} placeholder="apt, osv, custom…" onSearch={(v) => go({ source: v, page: null }, true)} />
+        <SearchBox id="patch-filter-platform" label="Platform" value={platform} placeholder="debian, bookworm, 22.04…" onSearch={(v) => go({ platform: v, page: null }, true)} />
         <div className="field field--check">
           <input id="patch-filter-needed" type="checkbox" checked={needed} onChange={(e) => go({ state: e.target.checked ? 'needed' : null, page: null })} />
           <label htmlFor="patch-filter-needed">Needed by at least one device</label>
         </div>
         {filtered ? (
           <button type="button" className="button button--small"
-            onClick={() => go({ search: null, severity: null, vendor: null, cve: null, source: null, state: null, page: null })}>Clear filters</button>
+            onClick={() => go({ search: null, severity: null, vendor: null, cve: null, source: null, platform: null, state: null, page: null })}>Clear filters</button>
         ) : null}
       </div>
       {query.isPending ? (

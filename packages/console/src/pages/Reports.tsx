@@ -1,37 +1,38 @@
 import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { apiDownload, apiGet, withQuery } from '../api/client';
-import type { NeededReport } from '../api/types';
+import type { NeededReport, OpenCveReport } from '../api/types';
 import { ErrorNotice, Loading } from '../components/ErrorNotice';
 import { formatNumber, offsetFromPage } from '../components/format';
 import { PageHeading } from '../components/PageHeading';
 import { SeverityBadge } from '../components/Severity';
 import { useDocumentTitle } from '../components/useDocumentTitle';
-import { devicePath, href, patchPath, reportsPath, updateParams } from '../router';
-import { Pager } from '../components/Pager';
+import { devicePath, href, patchesPath, patchPath, reportsPath, updateParams } from '../router';
+import { EmptyRow, Pager } from '../components/Pager';
 
 const SEVERITIES = ['critical', 'high', 'medium', 'low', 'none', 'unknown'];
 const PAGE_SIZE = 50;
+/** patches listed per CVE row; the rest are counted */
+const PATCHES_SHOWN = 12;
+
+type ReportBy = 'device' | 'patch' | 'cve';
+
+function readBy(v: string | null): ReportBy {
+  return v === 'patch' || v === 'cve' ? v : 'device';
+}
 
 export function ReportsPage({ params }: { params: URLSearchParams }) {
   useDocumentTitle('Reports');
-  const by: 'device' | 'patch' = params.get('by') === 'patch' ? 'patch' : 'device';
+  const by = readBy(params.get('by'));
   const severity = params.get('severity') ?? '';
   const offset = offsetFromPage(params.get('page'), PAGE_SIZE);
-  // one page at a time, and at most a dozen hostnames per patch: a fleet of 10,000 stays fast
-  const query = useQuery({
-    queryKey: ['reports', 'needed', by, severity, offset],
-    queryFn: ({ signal }) => apiGet<NeededReport>(withQuery('/reports/needed', { by, severity, limit: PAGE_SIZE, offset, devicesPerPatch: 12 }), { signal }),
-  });
   const onOffset = (next: number) => updateParams(reportsPath, params, { page: next > 0 ? String(Math.floor(next / PAGE_SIZE) + 1) : null });
-  const data = query.data;
-  const notAssessed = data ? (data.notAssessedTotal ?? data.notAssessed.length) : 0;
   return (
     <>
       <div className="page-header">
         <PageHeading page="reports">Reports</PageHeading>
       </div>
-      <h2 className="section-title">Needed patches</h2>
+      <h2 className="section-title">{by === 'cve' ? 'Open CVEs' : 'Needed patches'}</h2>
       <div className="toolbar">
         <div className="segmented" role="group" aria-label="Group the report">
           <button type="button" className="button button--small" aria-pressed={by === 'device'} onClick={() => updateParams(reportsPath, params, { by: null, page: null })}>
@@ -39,6 +40,9 @@ export function ReportsPage({ params }: { params: URLSearchParams }) {
           </button>
           <button type="button" className="button button--small" aria-pressed={by === 'patch'} onClick={() => updateParams(reportsPath, params, { by: 'patch', page: null })}>
             By patch
+          </button>
+          <button type="button" className="button button--small" aria-pressed={by === 'cve'} onClick={() => updateParams(reportsPath, params, { by: 'cve', page: null })}>
+            Open CVEs
           </button>
         </div>
         <div className="field">
@@ -50,6 +54,27 @@ export function ReportsPage({ params }: { params: URLSearchParams }) {
         </div>
         <Download by={by} severity={severity} />
       </div>
+      {by === 'cve' ? (
+        <CveReportView severity={severity} offset={offset} onOffset={onOffset} />
+      ) : (
+        <NeededReportView by={by} severity={severity} offset={offset} onOffset={onOffset} />
+      )}
+    </>
+  );
+}
+
+type ViewProps = { severity: string; offset: number; onOffset: (offset: number) => void };
+
+function NeededReportView({ by, severity, offset, onOffset }: ViewProps & { by: 'device' | 'patch' }) {
+  // one page at a time, and at most a dozen hostnames per patch: a fleet of 10,000 stays fast
+  const query = useQuery({
+    queryKey: ['reports', 'needed', by, severity, offset],
+    queryFn: ({ signal }) => apiGet<NeededReport>(withQuery('/reports/needed', { by, severity, limit: PAGE_SIZE, offset, devicesPerPatch: 12 }), { signal }),
+  });
+  const data = query.data;
+  const notAssessed = data ? (data.notAssessedTotal ?? data.notAssessed.length) : 0;
+  return (
+    <>
       {query.isPending ? <Loading label="Loading the report…" /> : !data ? (
         <ErrorNotice title="Could not load the report" error={query.error} onRetry={() => void query.refetch()} />
       ) : (
@@ -119,8 +144,55 @@ export function ReportsPage({ params }: { params: URLSearchParams }) {
   );
 }
 
+/** CVEs of the patches active devices need: exploited first, then by severity and devices. */
+function CveReportView({ severity, offset, onOffset }: ViewProps) {
+  const query = useQuery({
+    queryKey: ['reports', 'cves', severity, offset],
+    queryFn: ({ signal }) => apiGet<OpenCveReport>(withQuery('/reports/cves', { severity, limit: PAGE_SIZE, offset }), { signal }),
+  });
+  const data = query.data;
+  if (query.isPending) return <Loading label="Loading the report…" />;
+  if (!data) return <ErrorNotice title="Could not load the report" error={query.error} onRetry={() => void query.refetch()} />;
+  return (
+    <>
+      <div className="table-wrap">
+        <table className="table" data-testid="report-by-cve">
+          <caption className="visually-hidden">Open CVEs: CVEs fixed by patches that active devices need, exploited first</caption>
+          <thead>
+            <tr><th scope="col">CVE</th><th scope="col">Severity</th><th scope="col">Patches</th><th scope="col" className="num">Devices</th></tr>
+          </thead>
+          <tbody>
+            {data.items.map((r) => (
+              <tr key={r.cve}>
+                <th scope="row" className="nowrap">
+                  <a className="mono cell-strong" href={href(patchesPath, { cve: r.cve })} title={`Patches that fix ${r.cve}`}>{r.cve}</a>
+                  {r.exploited ? <> <span className="badge badge--critical">exploited</span></> : null}
+                </th>
+                <td><SeverityBadge severity={r.severity} /></td>
+                <td>
+                  <ul className="inline-list">
+                    {r.patches.slice(0, PATCHES_SHOWN).map((p) => (
+                      <li key={p.id}><a className="mono" href={href(patchPath(p.id))} title={p.title}>{p.id}</a></li>
+                    ))}
+                    {r.patches.length > PATCHES_SHOWN ? <li className="muted">and {formatNumber(r.patches.length - PATCHES_SHOWN)} more</li> : null}
+                  </ul>
+                </td>
+                <td className="num">{formatNumber(r.devices)}</td>
+              </tr>
+            ))}
+            {data.items.length === 0 ? (
+              <EmptyRow colSpan={4} offset={offset} total={data.total} noMatch="No open CVE: no needed patch names a CVE." onFirstPage={() => onOffset(0)} />
+            ) : null}
+          </tbody>
+        </table>
+      </div>
+      <Pager label="Report pages" offset={offset} limit={PAGE_SIZE} count={data.items.length} total={data.total} onOffset={onOffset} />
+    </>
+  );
+}
+
 /** CSV and PDF downloads: fetched with the token header, saved through an object URL. */
-function Download({ by, severity }: { by: 'device' | 'patch'; severity: string }) {
+function Download({ by, severity }: { by: ReportBy; severity: string }) {
   const [busy, setBusy] = useState<'csv' | 'pdf' | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [done, setDone] = useState('');
@@ -129,9 +201,12 @@ function Download({ by, severity }: { by: 'device' | 'patch'; severity: string }
     setError(null);
     setDone('');
     const day = new Date().toISOString().slice(0, 10);
-    const name = `patchwarden-needed-by-${by}${severity ? `-${severity}` : ''}-${day}.${format}`;
+    const name = by === 'cve'
+      ? `patchwarden-open-cves${severity ? `-${severity}` : ''}-${day}.${format}`
+      : `patchwarden-needed-by-${by}${severity ? `-${severity}` : ''}-${day}.${format}`;
+    const path = by === 'cve' ? withQuery(`/reports/cves.${format}`, { severity }) : withQuery(`/reports/needed.${format}`, { by, severity });
     try {
-      await apiDownload(withQuery(`/reports/needed.${format}`, { by, severity }), name);
+      await apiDownload(path, name);
       setDone(`Downloaded ${name}.`);
     } catch (e) {
       setError(e);
@@ -144,9 +219,11 @@ function Download({ by, severity }: { by: 'device' | 'patch'; severity: string }
       <button type="button" className="button button--small" disabled={busy !== null} onClick={() => void get('csv')}>
         {busy === 'csv' ? 'Preparing CSV…' : 'Download CSV'}
       </button>
-      <button type="button" className="button button--small" disabled={busy !== null} onClick={() => void get('pdf')}>
-        {busy === 'pdf' ? 'Preparing PDF…' : 'Download PDF'}
-      </button>
+      {by === 'cve' ? null : (
+        <button type="button" className="button button--small" disabled={busy !== null} onClick={() => void get('pdf')}>
+          {busy === 'pdf' ? 'Preparing PDF…' : 'Download PDF'}
+        </button>
+      )}
       <span className="visually-hidden" aria-live="polite">{done}</span>
       {error ? <ErrorNotice title="The download failed" error={error} /> : null}
     </div>

@@ -329,7 +329,7 @@ for (const tdb of testDatabases) {
       }
       expect(doc.paths['/api/v1/deployments/preview'].post.requestBody).toEqual(doc.paths['/api/v1/deployments'].post.requestBody);
       expect(doc.paths['/api/v1/catalog/patches'].get.parameters.map((p: { name: string }) => p.name).sort()).toEqual(
-        ['cve', 'limit', 'offset', 'order', 'search', 'severity', 'sort', 'source', 'state', 'vendor'],
+        ['cve', 'limit', 'offset', 'order', 'platform', 'search', 'severity', 'sort', 'source', 'state', 'vendor'],
       );
     });
 

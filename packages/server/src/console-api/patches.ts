@@ -32,6 +32,8 @@ export const PatchListQuery = z.strictObject({
   state: z.enum(['needed']).optional(),
   /** how the patch came in: apt, osv, custom, … (`source` in the answer) */
   source: z.string().min(1).max(32).optional(),
+  /** patches for this platform: a manifest platform whose distribution or release is this (any case) */
+  platform: z.string().min(1).max(64).optional(),
   sort: z.enum(PATCH_SORTS).default('id'),
   order: z.enum(['asc', 'desc']).default('asc'),
 });
@@ -95,6 +97,16 @@ export async function listPatches(db: Db, dialect: Dialect, query: PatchListQuer
       dialect === 'postgres'
         ? sql<boolean>`(cast(p.manifest_json as jsonb) -> 'cves') @> jsonb_build_array(cast(${cve} as text))`
         : sql<boolean>`exists (select 1 from json_each(p.manifest_json, '$.cves') where value = ${cve})`,
+    );
+  }
+  if (query.platform) {
+    const platform = query.platform.toLowerCase();
+    // a cheap text pre-filter (the value as a JSON string), then the exact check on the manifest's platforms
+    q = q.where(sql`lower(p.manifest_json)`, 'like', sql<string>`${containsPattern(JSON.stringify(platform))} escape '!'`);
+    q = q.where(
+      dialect === 'postgres'
+        ? sql<boolean>`exists (select 1 from jsonb_array_elements(cast(p.manifest_json as jsonb) -> 'platforms') as pl(v) where lower(pl.v ->> 'distribution') = ${platform} or lower(pl.v ->> 'release') = ${platform})`
+        : sql<boolean>`exists (select 1 from json_each(p.manifest_json, '$.platforms') as pl where lower(json_extract(pl.value, '$.distribution')) = ${platform} or lower(json_extract(pl.value, '$.release')) = ${platform})`,
     );
   }
   const total = Number((await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);

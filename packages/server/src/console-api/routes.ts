@@ -17,6 +17,7 @@ import { StreamHub } from './stream.js';
 import { checkPdfSize, csvLines, neededPdf, neededTable } from './reports.js';
 import { PatchDevicesQuery, patchDevices, patchRelations } from './patches.js';
 import { previewDeployment } from './preview.js';
+import { CveExportQuery, CveReportQuery, cveTable, openCves } from './cves.js';
 
 const PatchId = z.string().min(1).max(200);
 const GroupRef = z.string().min(1).max(200);
@@ -109,6 +110,32 @@ export function consoleApiRoutes(ctx: AppContext, opts: ConsoleApiOptions = {}):
           .header('content-disposition', `attachment; filename="${filename(req.query.by, 'pdf')}"`)
           .header('cache-control', 'no-store')
           .send(neededPdf(table, new Date(ctx.now())));
+      },
+    );
+
+    app.get(
+      '/api/v1/reports/cves',
+      {
+        config: admin,
+        schema: {
+          tags: ['reports'],
+          summary: 'Open CVEs: CVEs of patches that active devices need, exploited first, then by severity and devices',
+          querystring: CveReportQuery,
+        },
+      },
+      async (req) => openCves(db, req.query),
+    );
+    app.get(
+      '/api/v1/reports/cves.csv',
+      { config: admin, schema: { tags: ['reports'], summary: 'The open-CVEs report as CSV (RFC 4180; formula-like cells prefixed with an apostrophe)', querystring: CveExportQuery } },
+      async (req, reply) => {
+        const table = cveTable(await openCves(db, req.query));
+        const day = new Date(ctx.now()).toISOString().slice(0, 10);
+        return reply
+          .header('content-type', 'text/csv; charset=utf-8')
+          .header('content-disposition', `attachment; filename="patchwarden-open-cves-${day}.csv"`)
+          .header('cache-control', 'no-store')
+          .send(Readable.from(csvLines(table)));
       },
     );
 

@@ -485,6 +485,13 @@ const jobCounts = (): Migration => ({
   },
 });
 
+/** "Scan now": the time an administrator asked a device for a fresh scan, until its agent hears it. */
+const scanRequests = (): Migration => ({
+  async up(db: Db) {
+    await db.schema.alterTable('devices').addColumn('scan_requested_at', 'bigint').execute();
+  },
+});
+
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations() {
@@ -499,6 +506,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
         '0008_webhooks': webhooks(),
         '0009_device_events': deviceEvents(dialect),
         '0010_job_counts': jobCounts(),
+        '0011_scan_requests': scanRequests(),
       };
     },
   };

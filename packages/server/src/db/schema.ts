@@ -3,6 +3,8 @@ import type { Generated } from 'kysely';
 
 export interface DevicesTable {
   id: string;
+  /** an administrator's "scan now", until the device's agent hears it */
+  scan_requested_at?: number | null;
   hostname: string;
   status: 'active' | 'revoked';
   group_id: string | null;

@@ -187,20 +187,34 @@ export function deploymentRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         schema: {
           tags: ['agent'],
           summary: 'The jobs this device may run now; with wait=N the answer waits up to N seconds for one (long poll)',
-          querystring: z.strictObject({ wait: z.coerce.number().int().min(0).max(120).default(0) }),
+          querystring: z.strictObject({
+            wait: z.coerce.number().int().min(0).max(120).default(0),
+            /** false: a report-only agent listens for "scan now" and takes no job */
+            installs: z.enum(['true', 'false']).default('true'),
+          }),
         },
       },
       async (req) => {
         const deviceId = requireDevice(req).id;
-        let jobs = await jobsForDevice(db, ctx.now(), deviceId);
+        const takesJobs = req.query.installs === 'true';
+        // an administrator's "scan now" is answered at once, and only once
+        const scanNow = async () =>
+          Number((await db.updateTable('devices').set({ scan_requested_at: null }).where('id', '=', deviceId).where('scan_requested_at', 'is not', null).executeTakeFirst()).numUpdatedRows) > 0;
+        let jobs = takesJobs ? await jobsForDevice(db, ctx.now(), deviceId) : [];
         emitJobsHanded(ctx.bus, deviceId, jobs, ctx.now());
+        if (await scanNow()) return { jobs, scanNow: true };
         if (jobs.length || req.query.wait === 0) return { jobs };
         const closed = new AbortController();
         req.raw.once('close', () => closed.abort());
         const until = Date.now() + req.query.wait * 1000;
         while (!jobs.length && !closed.signal.aborted && Date.now() < until) {
           await wakeups.wait(deviceId, until - Date.now(), closed.signal);
-          if (!closed.signal.aborted) jobs = await jobsForDevice(db, ctx.now(), deviceId);
+          if (closed.signal.aborted) break;
+          if (takesJobs) jobs = await jobsForDevice(db, ctx.now(), deviceId);
+          if (await scanNow()) {
+            emitJobsHanded(ctx.bus, deviceId, jobs, ctx.now());
+            return { jobs, scanNow: true };
+          }
         }
         emitJobsHanded(ctx.bus, deviceId, jobs, ctx.now());
         return { jobs };

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { listDeviceEvents } from './events.js';
 import type { AppContext } from '../http/context.js';
 import { DEVICE_SORT_FIELDS } from '@patchwarden/core';
-import { changeDeviceLabels, getDevice, listDevicePackages, listDevices, revokeDevice, setDeviceGroup } from './store.js';
+import { changeDeviceLabels, getDevice, listDevicePackages, listDevices, resolveDeviceId, revokeDevice, setDeviceGroup } from './store.js';
 
 export const LABEL_RE = /^[A-Za-z0-9][A-Za-z0-9._:=/-]{0,62}$/;
 const Label = z.string().regex(LABEL_RE, 'a label is 1–63 letters, digits and . _ : = / -, starting with a letter or digit');
@@ -91,6 +91,17 @@ export function deviceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         },
       },
       async (req) => changeDeviceLabels(db, req.params.ref, req.body.add, req.body.remove),
+    );
+
+    app.post(
+      '/api/v1/devices/:ref/scan',
+      { config: admin, schema: { tags: ['devices'], summary: 'Scan now: the device collects its facts and checks in at once (its agent hears it on its next job request, within seconds when it is running)', params: Ref } },
+      async (req) => {
+        const id = await resolveDeviceId(db, req.params.ref);
+        await db.updateTable('devices').set({ scan_requested_at: ctx.now() }).where('id', '=', id).execute();
+        ctx.wakeups.wake([id]);
+        return { requested: true, deviceId: id, at: new Date(ctx.now()).toISOString() };
+      },
     );
 
     app.get(

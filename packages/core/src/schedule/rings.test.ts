@@ -77,6 +77,19 @@ const jobs = (spec: Record<string, number>) => Object.entries(spec).flatMap(([st
 const base: RingVerdictInput = { jobs: [], total: 10, failureThreshold: 0.2, maxNotReporting: 2, bakeMs: 24 * HOUR, deadlinePassed: false, now: T };
 
 describe('ringVerdict', () => {
+  it('gives the same verdict for jobs listed one by one and for states with their counts', () => {
+    const cases: [Record<string, number>, Partial<RingVerdictInput>][] = [
+      [{ done: 8, 'rolled-back': 1, needs_attention: 1 }, { failureThreshold: 0.1 }],
+      [{ done: 3, failed: 3, queued: 4 }, {}],
+      [{ done: 9 }, { deadlinePassed: true }],
+      [{ done: 10 }, { bakeStartedAt: T - HOUR }],
+    ];
+    for (const [spec, extra] of cases) {
+      const counted = Object.entries(spec).map(([state, n]) => ({ state, n }));
+      expect(ringVerdict({ ...base, ...extra, jobs: counted })).toEqual(ringVerdict({ ...base, ...extra, jobs: jobs(spec) }));
+    }
+  });
+
   it('running while jobs are unfinished and the threshold is not certainly crossed', () => {
     const v = ringVerdict({ ...base, jobs: jobs({ done: 3, failed: 2, installing: 5 }) });
     expect(v.status).toBe('running');

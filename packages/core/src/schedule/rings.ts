@@ -91,7 +91,8 @@ export const JOB_SUCCEEDED_STATES = ['done', 'succeeded'] as const;
 export const JOB_FAILED_STATES = ['failed', 'rolled-back', 'needs-attention'] as const;
 
 export interface RingVerdictInput {
-  jobs: readonly { state: string }[];
+  /** The ring's jobs, or their states with a count each (`n`, default 1): a server counts in SQL. */
+  jobs: readonly { state: string; n?: number }[];
   /** Devices in the ring (jobs not yet created count as not reported). */
   total: number;
   /** failed ÷ finished above this halts. */
@@ -129,12 +130,15 @@ export function ringVerdict(input: RingVerdictInput): RingVerdict {
   const { failureThreshold, maxNotReporting, bakeMs, deadlinePassed, now } = input;
   let succeeded = 0;
   let failed = 0;
+  let listed = 0;
   for (const j of input.jobs) {
+    const k = j.n ?? 1;
+    listed += k;
     const s = j.state.replaceAll('_', '-');
-    if ((JOB_SUCCEEDED_STATES as readonly string[]).includes(s)) succeeded++;
-    else if ((JOB_FAILED_STATES as readonly string[]).includes(s)) failed++;
+    if ((JOB_SUCCEEDED_STATES as readonly string[]).includes(s)) succeeded += k;
+    else if ((JOB_FAILED_STATES as readonly string[]).includes(s)) failed += k;
   }
-  const total = Math.max(input.total, input.jobs.length);
+  const total = Math.max(input.total, listed);
   const finished = succeeded + failed;
   const counts = { total, succeeded, failed, unfinished: total - finished };
   const done = finished === total || deadlinePassed;

@@ -38,10 +38,9 @@ export async function evaluate(db: Db, now: number, id: string): Promise<Evaluat
     const allDone = total > 0 && mine.every((c) => isFinalJobState(c.state));
     const lastEnd = allDone ? Math.max(...mine.map((c) => Number(c.last ?? 0))) : undefined;
     const bakeStartedAt = lastEnd ?? (deadlinePassed ? row.deadline_at! : undefined);
-    // ringVerdict counts states; one shared object per job keeps that cheap for large rings
-    const jobs = mine.flatMap((c) => Array<{ state: string }>(Number(c.n)).fill({ state: c.state }));
+    // counted in SQL: one entry per state with its count, whatever the ring's size
     return ringVerdict({
-      jobs,
+      jobs: mine.map((c) => ({ state: c.state, n: Number(c.n) })),
       total,
       failureThreshold: ring.failureThreshold,
       maxNotReporting: ring.maxNotReporting,

@@ -32,6 +32,7 @@ import { deploymentRoutes } from './deployments/routes.js';
 import { jobHistoryRoutes } from './deployments/job-history.js';
 import { approvalRuleRoutes } from './approvals/routes.js';
 import { JobWakeups } from './deployments/wakeups.js';
+import { registerSecurityHeaders } from './http/security-headers.js';
 import { testClockRoutes, type TestClock } from './http/test-clock.js';
 import { mirrorRoutes } from './catalog/mirror/routes.js';
 import { payloadRoutes } from './catalog/payload-routes.js';
@@ -105,6 +106,7 @@ export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
   const mirror = opts.mirror ? new MirrorService(ctx, opts.mirror) : null;
 
   registerErrorHandling(app);
+  registerSecurityHeaders(app);
   registerGzipBodies(app);
   registerAuth(app, opts.db);
   if (mirror) refuseCatalogWrites(app);

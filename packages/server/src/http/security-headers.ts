@@ -1,0 +1,31 @@
+/**
+ * Security headers on every answer, and a strict Content-Security-Policy for the console: its
+ * scripts and styles come from the server itself, nothing is framed, nothing is loaded from
+ * elsewhere. Style attributes stay allowed (charts set them). The API documentation (Swagger UI)
+ * keeps its own policy.
+ */
+import type { FastifyInstance } from 'fastify';
+
+export const CONSOLE_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "font-src 'self'",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+export function registerSecurityHeaders(app: FastifyInstance): void {
+  app.addHook('onSend', async (req, reply, payload) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+    reply.header('x-frame-options', 'DENY');
+    reply.header('cross-origin-opener-policy', 'same-origin');
+    if (!req.url.startsWith('/api/docs')) reply.header('content-security-policy', CONSOLE_CSP);
+    return payload;
+  });
+}

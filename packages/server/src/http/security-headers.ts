@@ -1,8 +1,8 @@
 /**
  * Security headers on every answer, and a strict Content-Security-Policy for the console: its
  * scripts and styles come from the server itself, nothing is framed, nothing is loaded from
- * elsewhere. Style attributes stay allowed (charts set them). The API documentation (Swagger UI)
- * keeps its own policy.
+ * elsewhere. Style attributes stay allowed (charts set them). The API documentation (Swagger UI,
+ * under /api/) keeps its own policy.
  */
 import type { FastifyInstance } from 'fastify';
 
@@ -22,10 +22,14 @@ export const CONSOLE_CSP = [
 export function registerSecurityHeaders(app: FastifyInstance): void {
   app.addHook('onSend', async (req, reply, payload) => {
     reply.header('x-content-type-options', 'nosniff');
-    reply.header('referrer-policy', 'no-referrer');
-    reply.header('x-frame-options', 'DENY');
-    reply.header('cross-origin-opener-policy', 'same-origin');
-    if (!req.url.startsWith('/api/docs')) reply.header('content-security-policy', CONSOLE_CSP);
+    // the document headers go with the console's pages; API answers (JSON, read by agents on every
+    // check-in) stay small
+    if (!req.url.startsWith('/api/')) {
+      reply.header('content-security-policy', CONSOLE_CSP);
+      reply.header('x-frame-options', 'DENY');
+      reply.header('referrer-policy', 'no-referrer');
+      reply.header('cross-origin-opener-policy', 'same-origin');
+    }
     return payload;
   });
 }

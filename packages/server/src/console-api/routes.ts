@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { RebootPolicy, Ring, SEVERITIES } from '@patchwarden/core';
+import { SEVERITIES } from '@patchwarden/core';
 import type { AppContext } from '../http/context.js';
 import { neededReport } from '../compliance/routes.js';
 import { dashboard } from './dashboard.js';
@@ -17,27 +17,9 @@ import { StreamHub } from './stream.js';
 import { checkPdfSize, csvLines, neededPdf, neededTable } from './reports.js';
 import { PatchDevicesQuery, patchDevices, patchRelations } from './patches.js';
 import { previewDeployment } from './preview.js';
+import { CreateDeploymentBody } from '../deployments/routes.js';
 import { CveExportQuery, CveReportQuery, cveTable, openCves } from './cves.js';
 
-const PatchId = z.string().min(1).max(200);
-const GroupRef = z.string().min(1).max(200);
-const LabelRef = z.string().min(1).max(63);
-const DeviceRef = z.string().min(1).max(255);
-
-/** The body of POST /api/v1/deployments (deployments/routes.ts), field for field. */
-export const DeploymentBody = z.strictObject({
-  patches: z.array(PatchId).min(1).max(100),
-  groups: z.array(GroupRef).max(100).optional(),
-  labels: z.array(LabelRef).max(100).optional(),
-  devices: z.array(DeviceRef).max(10_000).optional(),
-  exclude: z
-    .strictObject({ groups: z.array(GroupRef).max(100).optional(), labels: z.array(LabelRef).max(100).optional(), devices: z.array(DeviceRef).max(10_000).optional() })
-    .optional(),
-  start: z.iso.datetime({ offset: true }),
-  deadline: z.iso.datetime({ offset: true }).optional(),
-  rings: z.array(Ring).min(1).max(20).optional(),
-  reboot: RebootPolicy.optional(),
-});
 
 const ExportQuery = z.strictObject({
   by: z.enum(['device', 'patch']).default('device'),
@@ -155,7 +137,7 @@ export function consoleApiRoutes(ctx: AppContext, opts: ConsoleApiOptions = {}):
 
     app.post(
       '/api/v1/deployments/preview',
-      { config: admin, schema: { tags: ['deployments'], summary: 'What POST /api/v1/deployments would create, without writing anything', body: DeploymentBody } },
+      { config: admin, schema: { tags: ['deployments'], summary: 'What POST /api/v1/deployments would create, without writing anything', body: CreateDeploymentBody } },
       async (req) => previewDeployment(db, req.body),
     );
   };

@@ -52,6 +52,21 @@ async function ringComplete(db: AppContext['db'], jobId: string): Promise<boolea
   return open === undefined;
 }
 
+/** The body of POST /api/v1/deployments; the console's preview takes the same. */
+export const CreateDeploymentBody = z.strictObject({
+  patches: z.array(PatchId).min(1).max(100),
+  groups: z.array(GroupRef).max(100).optional(),
+  labels: z.array(LabelRef).max(100).optional(),
+  devices: z.array(DeviceRef).max(10_000).optional(),
+  exclude: z
+    .strictObject({ groups: z.array(GroupRef).max(100).optional(), labels: z.array(LabelRef).max(100).optional(), devices: z.array(DeviceRef).max(10_000).optional() })
+    .optional(),
+  start: z.iso.datetime({ offset: true }),
+  deadline: z.iso.datetime({ offset: true }).optional(),
+  rings: z.array(Ring).min(1).max(20).optional(),
+  reboot: RebootPolicy.optional(),
+});
+
 export function deploymentRoutes(ctx: AppContext): FastifyPluginAsyncZod {
   const { db } = ctx;
   const wakeups = ctx.wakeups;
@@ -106,19 +121,7 @@ export function deploymentRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         schema: {
           tags: ['deployments'],
           summary: 'Deploy approved patches to groups, labels and devices (a union, less the exclusions), in rings',
-          body: z.strictObject({
-            patches: z.array(PatchId).min(1).max(100),
-            groups: z.array(GroupRef).max(100).optional(),
-            labels: z.array(LabelRef).max(100).optional(),
-            devices: z.array(DeviceRef).max(10_000).optional(),
-            exclude: z
-              .strictObject({ groups: z.array(GroupRef).max(100).optional(), labels: z.array(LabelRef).max(100).optional(), devices: z.array(DeviceRef).max(10_000).optional() })
-              .optional(),
-            start: z.iso.datetime({ offset: true }),
-            deadline: z.iso.datetime({ offset: true }).optional(),
-            rings: z.array(Ring).min(1).max(20).optional(),
-            reboot: RebootPolicy.optional(),
-          }),
+          body: CreateDeploymentBody,
         },
       },
       async (req, reply) => {

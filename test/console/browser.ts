@@ -76,10 +76,11 @@ export async function openPage(browser: Browser, opts: { viewport?: { width: num
   return { context, page, errors };
 }
 
-/** Signs in through the sign-in page, as a user would. */
+/** Signs in through the sign-in page with the first user's name and password, as a user would. */
 export async function signIn(page: Page, server: ServerProcess): Promise<void> {
   await page.goto(`${server.url}/`);
-  await page.getByLabel('Admin token').fill(server.adminToken);
+  await page.getByLabel('User name').fill('admin');
+  await page.getByLabel('Password', { exact: true }).fill(server.adminPassword);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('navigation', { name: 'Main' }).waitFor();
 }

@@ -63,7 +63,7 @@ describeBrowser('console quality: accessibility, console errors, layout', () => 
     const s = await openPage(browser);
     try {
       await s.page.goto(`${fleet.server.url}/`);
-      await s.page.getByLabel('Admin token').waitFor();
+      await s.page.getByLabel('User name').waitFor();
       const problems = describeViolations('sign-in', await axeSerious(s.page));
       for (const v of [DESKTOP, TABLET]) {
         await s.page.setViewportSize(v);

@@ -41,6 +41,8 @@ export function cli(args: string[], opts: { env?: Record<string, string>; input?
 export interface ServerProcess {
   url: string;
   adminToken: string;
+  /** the first user's ('admin') password, from the data directory */
+  adminPassword: string;
   child: ChildProcess;
   output: () => string;
   stop(): Promise<void>;
@@ -69,9 +71,11 @@ export async function startServerProcess(dataDir: string, extra: string[] = []):
     });
   });
   const adminToken = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+  const adminPassword = readFileSync(join(dataDir, 'admin-password'), 'utf8').trim();
   return {
     url,
     adminToken,
+    adminPassword,
     child,
     output: () => out,
     stop: () =>

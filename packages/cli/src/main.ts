@@ -18,6 +18,8 @@ import { patchCommands } from './commands/patch.js';
 import { payloadCommands } from './commands/payloads.js';
 import { siteCommands } from './commands/sites.js';
 import { webhookCommands } from './commands/webhooks.js';
+import { userCommands } from './commands/users.js';
+import { auditCommands } from './commands/audit.js';
 
 export const CLI_VERSION = '0.1.0';
 
@@ -52,6 +54,8 @@ Getting started:
   payloadCommands(program);
   siteCommands(program);
   webhookCommands(program);
+  userCommands(program);
+  auditCommands(program);
   keysCommands(program);
   vercmpCommand(program);
   return program;

@@ -1,6 +1,6 @@
 import { useQuery } from '@tanstack/react-query';
 import { useRef, useSyncExternalStore, type MouseEvent } from 'react';
-import { apiGet, getSession, signOut, subscribeSession } from './api/client';
+import { apiGet, getSession, sessionKey, signOut, subscribeSession } from './api/client';
 import type { Whoami } from './api/types';
 import { LiveIndicator } from './components/LiveIndicator';
 import { PageHeading } from './components/PageHeading';
@@ -23,9 +23,10 @@ import {
 /** The console: sign-in when there is no token, else the shell around the current page. */
 export function App() {
   const session = useSyncExternalStore(subscribeSession, getSession);
-  if (!session.token) return <SignInPage notice={session.reason} />;
-  // A new token starts a fresh shell (main.tsx has emptied the query cache).
-  return <Shell key={session.token} />;
+  const key = sessionKey(session);
+  if (!key) return <SignInPage notice={session.reason} />;
+  // A new sign-in starts a fresh shell (main.tsx has emptied the query cache).
+  return <Shell key={key} />;
 }
 
 function Shell() {
@@ -67,7 +68,8 @@ function Shell() {
           {whoami.data ? (
             <span className="account__name" title={`Signed in as ${whoami.data.name}`}>
               <span className="visually-hidden">Signed in as </span>
-              {whoami.data.name}
+              {whoami.data.user ?? whoami.data.name}
+              <span className="account__role"> · {whoami.data.role}</span>
             </span>
           ) : null}
           <button type="button" className="button button--small button--quiet"

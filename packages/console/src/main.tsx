@@ -1,7 +1,7 @@
 import { MutationCache, QueryCache, QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
-import { ApiRequestError, captureTokenFromFragment, getSession, isUnauthorized, signOut, subscribeSession } from './api/client';
+import { ApiRequestError, captureTokenFromFragment, getSession, isUnauthorized, resumeSession, sessionKey, signOut, subscribeSession } from './api/client';
 import { App } from './App';
 import './styles.css';
 
@@ -31,12 +31,12 @@ const queryClient = new QueryClient({
   },
 });
 
-// Nothing fetched with one token may be shown after signing out, or in with another token.
-let lastToken = getSession().token;
+// Nothing fetched with one sign-in may be shown after signing out, or in as someone else.
+let lastKey = sessionKey(getSession());
 subscribeSession(() => {
-  const { token } = getSession();
-  if (token !== lastToken) {
-    lastToken = token;
+  const key = sessionKey(getSession());
+  if (key !== lastKey) {
+    lastKey = key;
     queryClient.clear();
   }
 });
@@ -44,10 +44,13 @@ subscribeSession(() => {
 const root = document.getElementById('root');
 if (!root) throw new Error('index.html has no #root element');
 
-createRoot(root).render(
-  <StrictMode>
-    <QueryClientProvider client={queryClient}>
-      <App />
-    </QueryClientProvider>
-  </StrictMode>,
+// a session cookie survives a reload: ask the server before showing the sign-in page
+void resumeSession().finally(() =>
+  createRoot(root).render(
+    <StrictMode>
+      <QueryClientProvider client={queryClient}>
+        <App />
+      </QueryClientProvider>
+    </StrictMode>,
+  ),
 );

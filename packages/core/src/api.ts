@@ -62,10 +62,8 @@ export interface EnrollmentSecretInfo {
   secret?: string;
 }
 
-export interface Whoami {
-  kind: 'admin';
-  name: string;
-}
+/** GET /api/v1/whoami (see access.ts). */
+export type { WhoAmI as Whoami } from './access.js';
 
 export const DEVICE_SORT_FIELDS = ['hostname', 'lastSeen', 'packages', 'os', 'needed'] as const;
 export type DeviceSort = (typeof DEVICE_SORT_FIELDS)[number];

@@ -22,3 +22,4 @@ export * from './jobs.js';
 export * from './webhooks.js';
 export * from './targeting.js';
 export * from './undo.js';
+export * from './access.js';

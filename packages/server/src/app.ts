@@ -4,15 +4,19 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
+import fastifyCookie from '@fastify/cookie';
+import fastifyRateLimit from '@fastify/rate-limit';
+import { randomBytes } from 'node:crypto';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Kysely } from 'kysely';
 import type { DB } from './db/schema.js';
 import type { Dialect } from './db/database.js';
-import { registerAuth, requireAdmin } from './http/auth.js';
+import { registerAuth } from './http/auth.js';
 import { registerErrorHandling } from './http/errors.js';
 import { registerGzipBodies } from './http/gzip.js';
-import type { AppContext } from './http/context.js';
+import { DEFAULT_RATE_LIMITS, type AppContext, type RateLimits } from './http/context.js';
+import { PatchwardenError } from '@patchwarden/core';
 import { SetCache } from './inventory/store.js';
 import { checkinRoutes } from './checkin/routes.js';
 import { deviceRoutes } from './devices/routes.js';
@@ -39,6 +43,9 @@ import { payloadRoutes } from './catalog/payload-routes.js';
 import { webhookRoutes } from './notifications/routes.js';
 import { WebhookWorker } from './notifications/worker.js';
 import { consoleApiRoutes, EventBus } from './console-api/routes.js';
+import { AuditLog, type AuditSink } from './audit/log.js';
+import { registerAuditTrail } from './audit/record.js';
+import { accessRoutes } from './auth/routes.js';
 
 export const SERVER_VERSION = '0.1.0';
 
@@ -59,12 +66,23 @@ export interface AppOptions {
   mirror?: MirrorConfig;
   /** A clock tests may move forward over the API (`server --test-clock`); never in production. */
   testClock?: TestClock;
+  /** The audit log's sealing key (the data directory's `keys/audit.key`); tests get a random one. */
+  auditKey?: Buffer;
+  /** where the newest audit link is anchored, outside the database */
+  auditAnchorFile?: string;
+  auditSinks?: AuditSink[];
+  /** session cookies marked Secure (the server speaks TLS) */
+  secureCookies?: boolean;
+  /** requests per minute and client: sign-in attempts, enrollments, and everything else (0: no limit) */
+  rateLimits?: RateLimits;
 }
+
+
 
 export const DEFAULT_CONSOLE_DIR = fileURLToPath(new URL('../../console/dist', import.meta.url));
 
 /** The assembled server, with the services that CLI commands on the same machine use directly. */
-export type PatchwardenApp = FastifyInstance & { compliance: ComplianceEngine; catalogContext: AppContext; mirror: MirrorService | null; webhooks: WebhookWorker };
+export type PatchwardenApp = FastifyInstance & { compliance: ComplianceEngine; catalogContext: AppContext; mirror: MirrorService | null; webhooks: WebhookWorker; audit: AuditLog };
 
 export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
   const app = Fastify({
@@ -99,6 +117,7 @@ export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
     wakeups: new JobWakeups(),
     version: SERVER_VERSION,
     bus: new EventBus(),
+    rateLimits: opts.rateLimits ?? DEFAULT_RATE_LIMITS,
   };
 
   // the signed catalog exists from the first start (local mode signs its own root)
@@ -108,7 +127,24 @@ export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
   registerErrorHandling(app);
   registerSecurityHeaders(app);
   registerGzipBodies(app);
-  registerAuth(app, opts.db);
+  await app.register(fastifyCookie);
+  // per client: its credential when it sends one, else its address (an agent fleet behind one
+  // NAT address is told apart by device tokens)
+  const limits = ctx.rateLimits;
+  await app.register(fastifyRateLimit, {
+    global: limits.apiPerMinute > 0,
+    max: limits.apiPerMinute || 1,
+    timeWindow: 60_000,
+    keyGenerator: (req) => req.headers.authorization ?? req.cookies?.pw_session ?? req.ip,
+    errorResponseBuilder: (_req, ctx) => {
+      const err = new PatchwardenError('E_RATE_LIMITED', `too many requests: at most ${ctx.max} a minute from one client`, { hint: `wait ${Math.ceil(ctx.ttl / 1000)} s and try again` });
+      return Object.assign(err, { statusCode: 429 });
+    },
+  });
+  registerAuth(app, opts.db, now);
+  const audit = new AuditLog(opts.db, opts.auditKey ?? randomBytes(32), { anchorFile: opts.auditAnchorFile, sinks: opts.auditSinks ?? [] });
+  app.addHook('onClose', () => audit.close());
+  registerAuditTrail(app, audit, now);
   if (mirror) refuseCatalogWrites(app);
 
   await app.register(fastifySwagger, {
@@ -126,10 +162,7 @@ export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
     version: SERVER_VERSION,
     database: ctx.dialect,
   }));
-  app.get('/api/v1/whoami', { config: { auth: 'admin' }, schema: { tags: ['server'], summary: 'Who the token belongs to' } }, async (req) => {
-    const a = requireAdmin(req);
-    return { kind: a.kind, name: a.name };
-  });
+  await app.register(accessRoutes(ctx, audit, { secureCookies: opts.secureCookies ?? false, loginPerMinute: limits.loginPerMinute }));
 
   await app.register(checkinRoutes(ctx));
   await app.register(deviceRoutes(ctx));
@@ -157,6 +190,7 @@ export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
   app.decorate('catalogContext', ctx);
   app.decorate('mirror', mirror);
   app.decorate('webhooks', webhooks);
+  app.decorate('audit', audit);
   if (mirror) mirror.log = app.log;
   const consoleDir = opts.consoleDir ?? DEFAULT_CONSOLE_DIR;
   if (existsSync(consoleDir)) {

@@ -30,6 +30,15 @@ export const ServerConfig = z.strictObject({
   upstreamRoot: z.string().min(1).optional(),
   /** minutes between syncs (0: only when asked); the first one runs at start */
   upstreamSyncMinutes: z.coerce.number().int().min(0).max(1440).optional(),
+  /** every audit entry also appended to this JSON-lines file */
+  auditFile: z.string().min(1).optional(),
+  /** every audit entry also sent to syslog: udp://HOST:PORT */
+  auditSyslog: z.string().regex(/^udp:\/\//, 'udp://HOST:PORT').optional(),
+  /** requests per minute and client address: sign-in attempts and enrollments (0: no limit) */
+  loginPerMinute: z.coerce.number().int().min(0).max(1_000_000).optional(),
+  enrollPerMinute: z.coerce.number().int().min(0).max(1_000_000).optional(),
+  /** requests per minute and credential (or address) on every other route (0: no limit) */
+  apiPerMinute: z.coerce.number().int().min(0).max(10_000_000).optional(),
 });
 export type ServerConfig = z.infer<typeof ServerConfig>;
 
@@ -52,6 +61,11 @@ const ENV: Record<string, keyof ServerConfig> = {
   PATCHWARDEN_UPSTREAM_TOKEN: 'upstreamToken',
   PATCHWARDEN_UPSTREAM_ROOT: 'upstreamRoot',
   PATCHWARDEN_UPSTREAM_SYNC_MINUTES: 'upstreamSyncMinutes',
+  PATCHWARDEN_AUDIT_FILE: 'auditFile',
+  PATCHWARDEN_AUDIT_SYSLOG: 'auditSyslog',
+  PATCHWARDEN_LOGIN_PER_MINUTE: 'loginPerMinute',
+  PATCHWARDEN_ENROLL_PER_MINUTE: 'enrollPerMinute',
+  PATCHWARDEN_API_PER_MINUTE: 'apiPerMinute',
 };
 
 function defined(o: Record<string, unknown>): Record<string, unknown> {
@@ -94,7 +108,7 @@ export function loadServerConfig(input: {
     });
   }
   if (c.upstreamToken && !c.upstream) throw new PatchwardenError('E_CONFIG_INVALID', '--upstream-token needs --upstream URL');
-  return { ...c, dataDir: resolve(c.dataDir), ...(c.upstreamRoot && !c.upstreamRoot.startsWith('sha256:') ? { upstreamRoot: resolve(c.upstreamRoot) } : {}) };
+  return { ...c, dataDir: resolve(c.dataDir), ...(c.auditFile ? { auditFile: resolve(c.auditFile) } : {}), ...(c.upstreamRoot && !c.upstreamRoot.startsWith('sha256:') ? { upstreamRoot: resolve(c.upstreamRoot) } : {}) };
 }
 
 export function databaseUrl(config: ServerConfig): string {

@@ -16,3 +16,6 @@ export * from './catalog/osv/index.js';
 export * from './catalog/debian-tracker/index.js';
 export * from './catalog/tuf/offline.js';
 export { movableClock, type TestClock } from './http/test-clock.js';
+export { AuditLog } from './audit/log.js';
+export { readAuditKey, AUDIT_ANCHOR_FILE, AUDIT_KEY_FILE } from './audit/chain.js';
+export { syslogLine } from './audit/sinks.js';

@@ -8,7 +8,13 @@ import { loadOrCreateRepoKeys } from './catalog/tuf/keystore.js';
 import { databaseUrl, type ServerConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { countAdminTokens, createAdminToken } from './auth/store.js';
-import { ADMIN_TOKEN_FILE } from '@patchwarden/core';
+import { countUsers, createUser } from './auth/users.js';
+import { AUDIT_ANCHOR_FILE, loadOrCreateAuditKey } from './audit/chain.js';
+import { fileSink, syslogSink } from './audit/sinks.js';
+import type { AuditSink } from './audit/log.js';
+import { DEFAULT_RATE_LIMITS } from './http/context.js';
+import { randomBytes } from 'node:crypto';
+import { ADMIN_TOKEN_FILE, FIRST_PASSWORD_FILE } from '@patchwarden/core';
 import { Cron } from 'croner';
 import { dayOf, recordHistory } from './compliance/history.js';
 import { parseRootPin } from './catalog/mirror/state.js';
@@ -20,6 +26,8 @@ export interface RunningServer {
   url: string;
   /** Set when this start created the first admin token: shown once, never logged. */
   firstAdminToken: string | null;
+  /** Set when this start created the first user (`admin`): its password is in this file. */
+  firstUserPasswordFile: string | null;
   adminTokenFile: string | null;
   close(): Promise<void>;
 }
@@ -36,6 +44,17 @@ export async function startServer(config: ServerConfig, opts: { now?: () => numb
     adminTokenFile = join(config.dataDir, ADMIN_TOKEN_FILE);
     writeFileSync(adminTokenFile, `${firstAdminToken}\n`, { mode: 0o600 });
   }
+  // the first person to sign in to the console: 'admin', with a random password in a file only
+  // the server's owner can read (change it, or make named users, once signed in)
+  let firstUserPasswordFile: string | null = null;
+  if ((await countUsers(database.db)) === 0) {
+    const password = randomBytes(12).toString('base64url');
+    await createUser(database.db, (opts.now ?? Date.now)(), { name: 'admin', password, role: 'administrator' });
+    firstUserPasswordFile = join(config.dataDir, FIRST_PASSWORD_FILE);
+    writeFileSync(firstUserPasswordFile, `${password}\n`, { mode: 0o600 });
+  }
+  const auditSinks: AuditSink[] = [];
+  if (config.auditFile) auditSinks.push(fileSink(config.auditFile));
   // a local server pins the central root and holds no catalog key; a central one keeps its
   // keys in the data directory, never in the database
   const mirror: MirrorConfig | undefined = config.upstreamRoot
@@ -56,7 +75,16 @@ export async function startServer(config: ServerConfig, opts: { now?: () => numb
     logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
     ...(opts.now ? { now: opts.now } : {}),
     ...(opts.testClock ? { testClock: opts.testClock } : {}),
+    auditKey: loadOrCreateAuditKey(config.dataDir),
+    auditAnchorFile: join(config.dataDir, AUDIT_ANCHOR_FILE),
+    auditSinks,
+    rateLimits: {
+      loginPerMinute: config.loginPerMinute ?? DEFAULT_RATE_LIMITS.loginPerMinute,
+      enrollPerMinute: config.enrollPerMinute ?? DEFAULT_RATE_LIMITS.enrollPerMinute,
+      apiPerMinute: config.apiPerMinute ?? DEFAULT_RATE_LIMITS.apiPerMinute,
+    },
   });
+  if (config.auditSyslog) auditSinks.push(syslogSink(config.auditSyslog, (err) => app.log.error({ err }, 'audit entry not sent to syslog')));
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
@@ -114,6 +142,7 @@ export async function startServer(config: ServerConfig, opts: { now?: () => numb
     url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
     firstAdminToken,
     adminTokenFile,
+    firstUserPasswordFile,
     async close() {
       historyJob.stop();
       policyJob.stop();

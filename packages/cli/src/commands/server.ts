@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Command } from 'commander';
-import { ADMIN_TOKEN_FILE } from '@patchwarden/core';
+import { ADMIN_TOKEN_FILE, FIRST_PASSWORD_FILE } from '@patchwarden/core';
 import type { RunningServer } from '@patchwarden/server';
 
 interface ServerFlags {
@@ -76,9 +76,13 @@ async function catalogLine(server: RunningServer): Promise<string | null> {
   return `  Root:      sha256 ${sha}\n             (${where}; agents check it with \`agent enroll --root-sha256 …\`)`;
 }
 
-function printBanner(url: string, dataDir: string, dbLocation: string, dialect: string, firstToken: string | null) {
+function printBanner(url: string, dataDir: string, dbLocation: string, dialect: string, firstToken: string | null, passwordFile: string | null) {
   const rel = relative(process.cwd(), dataDir) || '.';
   console.log(`\nPatchwarden is running.`);
+  if (passwordFile) {
+    console.log(`  Sign in:   as 'admin' with the password in ${join(rel, FIRST_PASSWORD_FILE)} (readable by you alone);`);
+    console.log(`             make named users with \`patchwarden users create\``);
+  }
   if (firstToken) {
     console.log(`  Console:   ${url}/#token=${firstToken}`);
     console.log(`             (this link signs you in: it holds the first admin token, shown only now;`);
@@ -109,7 +113,7 @@ function printUpstream(config: { upstream?: string | undefined; upstreamRoot?: s
 export function serverCommands(program: Command): void {
   serverOptions(program.command('server').description('run the Patchwarden server (API and console)')).action(async (flags: ServerFlags) => {
     const { config, server } = await start(flags, { logLevel: 'info' });
-    printBanner(server.url, config.dataDir, server.database.location, server.database.dialect, server.firstAdminToken);
+    printBanner(server.url, config.dataDir, server.database.location, server.database.dialect, server.firstAdminToken, server.firstUserPasswordFile);
     const root = await catalogLine(server);
     if (root) console.log(root);
     printUpstream(config);
@@ -124,7 +128,7 @@ export function serverCommands(program: Command): void {
     .option('--no-import', "do not import this machine's apt lists as a first catalog")
     .action(async (flags: ServerFlags & { agent: boolean; import: boolean }) => {
       const { config, server } = await start(flags, { logLevel: 'warn' });
-      printBanner(server.url, config.dataDir, server.database.location, server.database.dialect, server.firstAdminToken);
+      printBanner(server.url, config.dataDir, server.database.location, server.database.dialect, server.firstAdminToken, server.firstUserPasswordFile);
       const root = await catalogLine(server);
       if (root) console.log(root);
       if (flags.agent) {

@@ -1,6 +1,8 @@
 /**
- * The API client: the admin token (kept in sessionStorage for this tab only) and typed GETs
- * that turn every failure into an ApiRequestError carrying the server's code, message and hint.
+ * The API client: a signed-in session (an HttpOnly cookie the browser keeps, plus the CSRF token
+ * every change repeats) or an API token (kept in sessionStorage for this tab only), and typed
+ * requests that turn every failure into an ApiRequestError carrying the server's code, message
+ * and hint.
  */
 import type { ApiError } from './types';
 
@@ -28,10 +30,16 @@ export function isUnauthorized(err: unknown): boolean {
 // --- the token -------------------------------------------------------------------------------
 
 export type SessionNotice = { tone: 'info' | 'error'; message: string };
-export type Session = { token: string | null; reason: SessionNotice | null };
+/** `token`: signed in with an API token; `csrf`: signed in with a password (the cookie session). */
+export type Session = { token: string | null; csrf: string | null; reason: SessionNotice | null };
 
 let memoryToken: string | null = null;
-let session: Session = { token: readStoredToken(), reason: null };
+let session: Session = { token: readStoredToken(), csrf: null, reason: null };
+
+/** What identifies this sign-in (null: signed out); a new value starts a fresh shell. */
+export function sessionKey(s: Session): string | null {
+  return s.token ?? (s.csrf ? `session:${s.csrf}` : null);
+}
 const listeners = new Set<() => void>();
 
 function readStoredToken(): string | null {
@@ -69,14 +77,35 @@ export function getSession(): Session {
 
 export function signIn(token: string): void {
   writeStoredToken(token);
-  setSession({ token, reason: null });
+  setSession({ token, csrf: null, reason: null });
 }
 
-/** Forgets the token; `reason` is shown on the sign-in page (e.g. the server's 401 message). */
+/** Signs in with a name and password: the server sets the session cookie and answers the CSRF token. */
+export async function signInWithPassword(name: string, password: string): Promise<void> {
+  const r = await apiRequest<{ csrf: string }>('POST', '/auth/login', { json: { name, password } }, { token: null });
+  writeStoredToken(null);
+  setSession({ token: null, csrf: r.csrf, reason: null });
+}
+
+/** A session cookie from before a reload still signs this tab in (the server answers its CSRF token). */
+export async function resumeSession(): Promise<void> {
+  if (session.token) return;
+  try {
+    const res = await fetch(`${API_BASE}/auth/session`, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+    if (!res.ok) return;
+    const s = (await res.json()) as { signedIn: boolean; csrf?: string };
+    if (s.signedIn && s.csrf) setSession({ token: null, csrf: s.csrf, reason: null });
+  } catch {
+    // the sign-in page says what is wrong once the user tries
+  }
+}
+
+/** Forgets the token or ends the session; `reason` is shown on the sign-in page (e.g. the server's 401 message). */
 export function signOut(reason: SessionNotice | null = null): void {
   writeStoredToken(null);
+  if (session.csrf !== null) void fetch(`${API_BASE}/auth/logout`, { method: 'POST', cache: 'no-store' }).catch(() => undefined);
   // Several queries may fail with 401 at once: the first one's reason is the one shown.
-  if (session.token !== null) setSession({ token: null, reason });
+  if (sessionKey(session) !== null) setSession({ token: null, csrf: null, reason });
 }
 
 /**
@@ -143,13 +172,15 @@ export async function apiSend<T>(method: Exclude<Method, 'GET'>, path: string, b
 const networkError = () => new ApiRequestError(0, 'network_error', 'The server could not be reached.',
   'Check that the Patchwarden server is running and reachable from this browser.');
 
-function authHeaders(token: string | null | undefined): Record<string, string> {
+function authHeaders(token: string | null | undefined, change = false): Record<string, string> {
   const t = token !== undefined ? token : session.token;
-  return t ? { Authorization: `Bearer ${t}` } : {};
+  if (t) return { Authorization: `Bearer ${t}` };
+  // the cookie goes by itself; a change repeats the session's CSRF token
+  return change && token === undefined && session.csrf ? { 'X-CSRF-Token': session.csrf } : {};
 }
 
 async function apiRequest<T>(method: Method, path: string, send: SendBody, opts: GetOptions): Promise<T> {
-  const headers: Record<string, string> = { Accept: 'application/json', ...authHeaders(opts.token) };
+  const headers: Record<string, string> = { Accept: 'application/json', ...authHeaders(opts.token, method !== 'GET') };
   let body: BodyInit | undefined;
   if (send && 'json' in send) {
     headers['Content-Type'] = 'application/json';

@@ -1,5 +1,6 @@
 /** Custom patch bundles and the authors the catalog trusts, over HTTP (see bundles.ts). */
 import { z } from 'zod';
+import { can } from '../http/auth.js';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { BUNDLE_DEFAULT_MAX_BYTES, parsePublicKeyFile, PatchwardenError } from '@patchwarden/core';
 import type { AppContext } from '../http/context.js';
@@ -9,14 +10,13 @@ import { importOfflineMetadata } from './tuf/offline.js';
 export function bundleRoutes(ctx: AppContext, opts: { maxBundleBytes?: number } = {}): FastifyPluginAsyncZod {
   const maxBytes = opts.maxBundleBytes ?? BUNDLE_DEFAULT_MAX_BYTES;
   return async (app) => {
-    const admin = { auth: 'admin' as const };
     // a bundle is sent as it is, one file, and checked before anything of it is stored
     app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: maxBytes }, (_req, body, done) => done(null, body));
 
     app.post(
       '/api/v1/catalog/bundles',
       {
-        config: admin,
+        config: can('publish'),
         bodyLimit: maxBytes,
         schema: {
           tags: ['catalog'],
@@ -34,14 +34,14 @@ export function bundleRoutes(ctx: AppContext, opts: { maxBundleBytes?: number } 
 
     app.get(
       '/api/v1/catalog/custom-role',
-      { config: admin, schema: { tags: ['catalog'], summary: 'The current custom listing (signed by authors) and the template of its next version' } },
+      { config: can('view'), schema: { tags: ['catalog'], summary: 'The current custom listing (signed by authors) and the template of its next version' } },
       async () => currentCustomRole(ctx),
     );
 
     app.put(
       '/api/v1/catalog/custom-role',
       {
-        config: admin,
+        config: can('publish'),
         bodyLimit: 64 * 1024 * 1024,
         schema: {
           tags: ['catalog'],
@@ -55,7 +55,7 @@ export function bundleRoutes(ctx: AppContext, opts: { maxBundleBytes?: number } 
     app.get(
       '/api/v1/catalog/bundles',
       {
-        config: admin,
+        config: can('view'),
         schema: { tags: ['catalog'], summary: 'Custom patch bundles: uploaded, listed and retracted', querystring: z.strictObject({ id: z.string().max(255).optional() }) },
       },
       async (req) => {
@@ -80,7 +80,7 @@ export function bundleRoutes(ctx: AppContext, opts: { maxBundleBytes?: number } 
     app.get(
       '/api/v1/catalog/metadata/:role',
       {
-        config: admin,
+        config: can('view'),
         schema: { tags: ['catalog'], summary: 'The current root or top-level targets document, to sign its next version offline', params: z.strictObject({ role: z.enum(['root', 'targets']) }) },
       },
       async (req, reply) => {
@@ -92,7 +92,7 @@ export function bundleRoutes(ctx: AppContext, opts: { maxBundleBytes?: number } 
     app.post(
       '/api/v1/catalog/metadata',
       {
-        config: admin,
+        config: can('manage'),
         bodyLimit: 4 * 1024 * 1024,
         schema: {
           tags: ['catalog'],
@@ -105,14 +105,14 @@ export function bundleRoutes(ctx: AppContext, opts: { maxBundleBytes?: number } 
 
     app.get(
       '/api/v1/catalog/authors',
-      { config: admin, schema: { tags: ['catalog'], summary: 'The author keys the catalog trusts for custom/* patches' } },
+      { config: can('view'), schema: { tags: ['catalog'], summary: 'The author keys the catalog trusts for custom/* patches' } },
       async () => ({ holdsTargetsKeys: ctx.tuf.holdsTargetsKeys, items: (await ctx.tuf.currentAuthors()).map((a) => ({ keyid: a.keyid, public: a.public })) }),
     );
 
     app.post(
       '/api/v1/catalog/authors',
       {
-        config: admin,
+        config: can('manage'),
         schema: {
           tags: ['catalog'],
           summary: 'Trust one more author key for custom/* patches (only where this server holds the targets keys)',

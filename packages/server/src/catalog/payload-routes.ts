@@ -1,5 +1,6 @@
 /** Cached vendor payloads over HTTP: filling the cache, and serving content by its sha256. */
 import { z } from 'zod';
+import { can } from '../http/auth.js';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { PatchId, PatchwardenError } from '@patchwarden/core';
 import type { AppContext } from '../http/context.js';
@@ -10,7 +11,7 @@ export function payloadRoutes(ctx: AppContext): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/catalog/payloads/cache',
       {
-        config: { auth: 'admin' },
+        config: can('manage'),
         schema: {
           tags: ['catalog'],
           summary: "Fetch the package files of these patches (default: every patch some device needs) from their vendors' repositories into the content store",

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { can } from '../http/auth.js';
 import { PatchManifest, PatchwardenError, Platform } from '@patchwarden/core';
 import type { AppContext } from '../http/context.js';
 import { publishVendorPatches } from './service.js';
@@ -8,11 +9,10 @@ import { listPatches, PatchListQuery } from '../console-api/patches.js';
 export function catalogRoutes(ctx: AppContext): FastifyPluginAsyncZod {
   const { db } = ctx;
   return async (app) => {
-    const admin = { auth: 'admin' as const };
     app.post(
       '/api/v1/catalog/patches',
       {
-        config: admin,
+        config: can('manage'),
         bodyLimit: 64 * 1024 * 1024,
         schema: {
           tags: ['catalog'],
@@ -33,7 +33,7 @@ export function catalogRoutes(ctx: AppContext): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/catalog/patches',
       {
-        config: admin,
+        config: can('view'),
         schema: {
           tags: ['catalog'],
           summary: 'List patches: filters (search in ids, severity list, vendor, CVE, needed, source), sorts, and the devices needing each',
@@ -45,7 +45,7 @@ export function catalogRoutes(ctx: AppContext): FastifyPluginAsyncZod {
 
     app.get(
       '/api/v1/catalog/export',
-      { config: admin, schema: { tags: ['catalog'], summary: 'The whole catalog as a catalog file: { coverage, patches } (what `scan --server` reads)' } },
+      { config: can('view'), schema: { tags: ['catalog'], summary: 'The whole catalog as a catalog file: { coverage, patches } (what `scan --server` reads)' } },
       async () => {
         const cat = await ctx.compliance.catalog();
         return { coverage: cat.coverage, patches: [...cat.manifests.values()] };
@@ -54,7 +54,7 @@ export function catalogRoutes(ctx: AppContext): FastifyPluginAsyncZod {
 
     app.get(
       '/api/v1/catalog/patch',
-      { config: admin, schema: { tags: ['catalog'], summary: 'One patch manifest', querystring: z.strictObject({ id: z.string().max(255) }) } },
+      { config: can('view'), schema: { tags: ['catalog'], summary: 'One patch manifest', querystring: z.strictObject({ id: z.string().max(255) }) } },
       async (req) => {
         const r = await db.selectFrom('patches').select(['manifest_json', 'digest']).where('id', '=', req.query.id).executeTakeFirst();
         if (!r) throw new PatchwardenError('E_NOT_FOUND', `no patch '${req.query.id}'`, { hint: 'list patches with GET /api/v1/catalog/patches' });

@@ -12,7 +12,8 @@ export function checkinRoutes(ctx: AppContext): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/enroll',
       {
-        config: { auth: 'public' },
+        // per address: an enrolling device has no credential yet
+        config: { auth: 'public', rateLimit: ctx.rateLimits.enrollPerMinute > 0 ? { max: ctx.rateLimits.enrollPerMinute, timeWindow: 60_000, keyGenerator: (req) => req.ip } : false },
         bodyLimit: 64 * 1024,
         schema: { tags: ['agent'], summary: 'Enroll a device with an enrollment secret', body: EnrollRequest },
       },

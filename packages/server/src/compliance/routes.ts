@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { can } from '../http/auth.js';
 import { decideStates, PATCH_STATES, PatchwardenError, SEVERITIES, traceRule } from '@patchwarden/core';
 import type { AppContext } from '../http/context.js';
 import { resolveDeviceId } from '../devices/store.js';
@@ -8,12 +9,11 @@ import { dayOf, readHistory, recordHistory } from './history.js';
 export function complianceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
   const { db } = ctx;
   return async (app) => {
-    const admin = { auth: 'admin' as const };
 
     app.get(
       '/api/v1/devices/:ref/patches',
       {
-        config: admin,
+        config: can('view'),
         schema: {
           tags: ['compliance'],
           summary: "A device's patch states (not_applicable omitted)",
@@ -49,7 +49,7 @@ export function complianceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/devices/:ref/explain',
       {
-        config: admin,
+        config: can('view'),
         schema: {
           tags: ['compliance'],
           summary: 'Why a patch is in its state on a device: the rules with the leaves that decided',
@@ -79,7 +79,7 @@ export function complianceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/reports/needed',
       {
-        config: admin,
+        config: can('view'),
         schema: {
           tags: ['reports'],
           summary: 'Needed patches per device, or devices per needed patch',
@@ -98,7 +98,7 @@ export function complianceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/reports/history',
       {
-        config: admin,
+        config: can('view'),
         schema: {
           tags: ['reports'],
           summary: 'Daily compliance history: patches by state and severity, devices needing patches',
@@ -114,13 +114,13 @@ export function complianceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
 
     app.post(
       '/api/v1/compliance/history/snapshot',
-      { config: admin, schema: { tags: ['compliance'], summary: "Record today's compliance counts now (the server also does it every hour)" } },
+      { config: can('manage'), schema: { tags: ['compliance'], summary: "Record today's compliance counts now (the server also does it every hour)" } },
       async () => ({ day: dayOf(ctx.now()), ...(await recordHistory(db, dayOf(ctx.now()))) }),
     );
 
     app.post(
       '/api/v1/compliance/recompute',
-      { config: admin, schema: { tags: ['compliance'], summary: 'Re-evaluate every device from scratch (repair)' } },
+      { config: can('manage'), schema: { tags: ['compliance'], summary: 'Re-evaluate every device from scratch (repair)' } },
       async () => {
         const started = Date.now();
         const r = await ctx.compliance.recomputeAll();

@@ -4,6 +4,7 @@
  * (The console's patch list filters live in GET /api/v1/catalog/patches, catalog/routes.ts.)
  */
 import { Readable } from 'node:stream';
+import { can } from '../http/auth.js';
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { SEVERITIES } from '@patchwarden/core';
@@ -40,21 +41,20 @@ export function consoleApiRoutes(ctx: AppContext, opts: ConsoleApiOptions = {}):
   const bus = (ctx.bus ??= new EventBus());
   const hub = new StreamHub(bus, db, opts.maxStreams, opts.pingMs);
   return async (app) => {
-    const admin = { auth: 'admin' as const };
     bus.onListenerError = (err) => app.log.warn({ err }, 'event listener failed');
     app.addHook('preClose', (done) => {
       hub.closeAll();
       done();
     });
 
-    app.get('/api/v1/dashboard', { config: admin, schema: { tags: ['console'], summary: 'Fleet summary for the console: devices, top patches, deployments, trend, time to patch' } }, async () =>
+    app.get('/api/v1/dashboard', { config: can('view'), schema: { tags: ['console'], summary: 'Fleet summary for the console: devices, top patches, deployments, trend, time to patch' } }, async () =>
       dashboard(db, ctx.dialect, ctx.now()),
     );
 
     app.get(
       '/api/v1/events/stream',
       {
-        config: admin,
+        config: can('view'),
         schema: {
           tags: ['console'],
           summary: 'Live events as Server-Sent Events: checkin, job, deployment; a `: ping` comment every 15 s',
@@ -71,7 +71,7 @@ export function consoleApiRoutes(ctx: AppContext, opts: ConsoleApiOptions = {}):
     const filename = (by: string, ext: string) => `patchwarden-needed-by-${by}-${new Date(ctx.now()).toISOString().slice(0, 10)}.${ext}`;
     app.get(
       '/api/v1/reports/needed.csv',
-      { config: admin, schema: { tags: ['reports'], summary: 'The needed-patches report as CSV (RFC 4180; formula-like cells prefixed with an apostrophe)', querystring: ExportQuery } },
+      { config: can('view'), schema: { tags: ['reports'], summary: 'The needed-patches report as CSV (RFC 4180; formula-like cells prefixed with an apostrophe)', querystring: ExportQuery } },
       async (req, reply) => {
         const table = neededTable(await neededReport(db, req.query));
         return reply
@@ -83,7 +83,7 @@ export function consoleApiRoutes(ctx: AppContext, opts: ConsoleApiOptions = {}):
     );
     app.get(
       '/api/v1/reports/needed.pdf',
-      { config: admin, schema: { tags: ['reports'], summary: 'The needed-patches report as PDF (the same rows and columns as the CSV)', querystring: ExportQuery } },
+      { config: can('view'), schema: { tags: ['reports'], summary: 'The needed-patches report as PDF (the same rows and columns as the CSV)', querystring: ExportQuery } },
       async (req, reply) => {
         const table = neededTable(await neededReport(db, req.query));
         checkPdfSize(table);
@@ -98,7 +98,7 @@ export function consoleApiRoutes(ctx: AppContext, opts: ConsoleApiOptions = {}):
     app.get(
       '/api/v1/reports/cves',
       {
-        config: admin,
+        config: can('view'),
         schema: {
           tags: ['reports'],
           summary: 'Open CVEs: CVEs of patches that active devices need, exploited first, then by severity and devices',
@@ -109,7 +109,7 @@ export function consoleApiRoutes(ctx: AppContext, opts: ConsoleApiOptions = {}):
     );
     app.get(
       '/api/v1/reports/cves.csv',
-      { config: admin, schema: { tags: ['reports'], summary: 'The open-CVEs report as CSV (RFC 4180; formula-like cells prefixed with an apostrophe)', querystring: CveExportQuery } },
+      { config: can('view'), schema: { tags: ['reports'], summary: 'The open-CVEs report as CSV (RFC 4180; formula-like cells prefixed with an apostrophe)', querystring: CveExportQuery } },
       async (req, reply) => {
         const table = cveTable(await openCves(db, req.query));
         const day = new Date(ctx.now()).toISOString().slice(0, 10);
@@ -123,13 +123,13 @@ export function consoleApiRoutes(ctx: AppContext, opts: ConsoleApiOptions = {}):
 
     app.get(
       '/api/v1/catalog/patch/devices',
-      { config: admin, schema: { tags: ['catalog'], summary: 'Active devices with a given state for one patch, by hostname', querystring: PatchDevicesQuery } },
+      { config: can('view'), schema: { tags: ['catalog'], summary: 'Active devices with a given state for one patch, by hostname', querystring: PatchDevicesQuery } },
       async (req) => patchDevices(db, req.query),
     );
     app.get(
       '/api/v1/catalog/patch/relations',
       {
-        config: admin,
+        config: can('view'),
         schema: { tags: ['catalog'], summary: "A patch's requires, supersedes and conflicts, both ways", querystring: z.strictObject({ id: z.string().min(1).max(255) }) },
       },
       async (req) => patchRelations(ctx, req.query.id),
@@ -137,7 +137,7 @@ export function consoleApiRoutes(ctx: AppContext, opts: ConsoleApiOptions = {}):
 
     app.post(
       '/api/v1/deployments/preview',
-      { config: admin, schema: { tags: ['deployments'], summary: 'What POST /api/v1/deployments would create, without writing anything', body: CreateDeploymentBody } },
+      { config: can('deploy'), schema: { tags: ['deployments'], summary: 'What POST /api/v1/deployments would create, without writing anything', body: CreateDeploymentBody } },
       async (req) => previewDeployment(db, req.body),
     );
   };

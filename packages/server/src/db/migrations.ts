@@ -492,6 +492,59 @@ const scanRequests = (): Migration => ({
   },
 });
 
+/**
+ * People and what they may do: users with a role (operators optionally limited to groups),
+ * sign-in sessions, API tokens with a role, scopes and an expiry; and the audit log, a hash chain
+ * whose every link is also sealed with a key kept outside the database.
+ */
+const accessAndAudit = (): Migration => ({
+  async up(db: Db) {
+    await db.schema
+      .createTable('users')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull().unique())
+      .addColumn('password_hash', 'text', (c) => c.notNull())
+      .addColumn('role', 'text', (c) => c.notNull())
+      .addColumn('groups_json', 'text')
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('password_changed_at', 'bigint', (c) => c.notNull())
+      .addColumn('disabled_at', 'bigint')
+      .addColumn('failed_logins', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('locked_until', 'bigint')
+      .addColumn('last_login_at', 'bigint')
+      .execute();
+    await db.schema
+      .createTable('sessions')
+      .addColumn('id_hash', 'text', (c) => c.primaryKey())
+      .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+      .addColumn('csrf', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('expires_at', 'bigint', (c) => c.notNull())
+      .addColumn('last_seen_at', 'bigint', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('sessions_user').on('sessions').column('user_id').execute();
+    // tokens made before roles existed keep what they could do: everything
+    await db.schema.alterTable('admin_tokens').addColumn('user_id', 'text', (c) => c.references('users.id').onDelete('cascade')).execute();
+    await db.schema.alterTable('admin_tokens').addColumn('role', 'text', (c) => c.notNull().defaultTo('administrator')).execute();
+    await db.schema.alterTable('admin_tokens').addColumn('scopes_json', 'text').execute();
+    await db.schema.alterTable('admin_tokens').addColumn('expires_at', 'bigint').execute();
+    await db.schema
+      .createTable('audit_log')
+      .addColumn('seq', 'bigint', (c) => c.primaryKey())
+      .addColumn('at', 'bigint', (c) => c.notNull())
+      .addColumn('actor_json', 'text', (c) => c.notNull())
+      .addColumn('action', 'text', (c) => c.notNull())
+      .addColumn('target', 'text')
+      .addColumn('detail_json', 'text')
+      .addColumn('ip', 'text')
+      .addColumn('prev_hash', 'text', (c) => c.notNull())
+      .addColumn('hash', 'text', (c) => c.notNull())
+      .addColumn('mac', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('audit_log_at').on('audit_log').column('at').execute();
+  },
+});
+
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations() {
@@ -507,6 +560,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
         '0009_device_events': deviceEvents(dialect),
         '0010_job_counts': jobCounts(),
         '0011_scan_requests': scanRequests(),
+        '0012_access_audit': accessAndAudit(),
       };
     },
   };

@@ -59,6 +59,49 @@ export interface AdminTokensTable {
   created_at: number;
   revoked_at: number | null;
   last_used_at: number | null;
+  /** the user the token acts for (null: a service token with its own role) */
+  user_id: string | null;
+  role: Generated<string>;
+  /** JSON array of permissions the token is narrowed to (null: all of its role's) */
+  scopes_json: string | null;
+  expires_at: number | null;
+}
+
+export interface UsersTable {
+  id: string;
+  name: string;
+  password_hash: string;
+  role: string;
+  /** JSON array of group ids an operator is limited to (null: the whole fleet) */
+  groups_json: string | null;
+  created_at: number;
+  password_changed_at: number;
+  disabled_at: number | null;
+  failed_logins: Generated<number>;
+  locked_until: number | null;
+  last_login_at: number | null;
+}
+
+export interface SessionsTable {
+  id_hash: string;
+  user_id: string;
+  csrf: string;
+  created_at: number;
+  expires_at: number;
+  last_seen_at: number;
+}
+
+export interface AuditLogTable {
+  seq: number;
+  at: number;
+  actor_json: string;
+  action: string;
+  target: string | null;
+  detail_json: string | null;
+  ip: string | null;
+  prev_hash: string;
+  hash: string;
+  mac: string;
 }
 
 export interface PackagesTable {
@@ -325,6 +368,9 @@ export interface DB {
   groups: GroupsTable;
   enrollment_secrets: EnrollmentSecretsTable;
   admin_tokens: AdminTokensTable;
+  users: UsersTable;
+  sessions: SessionsTable;
+  audit_log: AuditLogTable;
   packages: PackagesTable;
   package_sets: PackageSetsTable;
   package_set_members: PackageSetMembersTable;

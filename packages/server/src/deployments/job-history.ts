@@ -3,6 +3,7 @@
  * paged) and one job with its event history and the agent's report.
  */
 import { z } from 'zod';
+import { can } from '../http/auth.js';
 import type { Kysely } from 'kysely';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { JOB_STATES, PatchwardenError } from '@patchwarden/core';
@@ -93,7 +94,7 @@ export function jobHistoryRoutes(ctx: AppContext): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/deployments/:id/jobs',
       {
-        config: { auth: 'admin' },
+        config: can('view'),
         schema: {
           tags: ['deployments'],
           summary: "A deployment's jobs (filter by state, ring or device; paged)",
@@ -110,14 +111,14 @@ export function jobHistoryRoutes(ctx: AppContext): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/jobs',
       {
-        config: { auth: 'admin' },
+        config: can('view'),
         schema: { tags: ['deployments'], summary: 'Jobs of every deployment (filter by device or state; paged)', querystring: z.strictObject({ device: z.string().max(255).optional(), state: z.enum(JOB_STATES).optional(), ...Paging }) },
       },
       async (req) => listJobs(db, req.query),
     );
     app.get(
       '/api/v1/jobs/:id',
-      { config: { auth: 'admin' }, schema: { tags: ['deployments'], summary: 'One job with its event history and the agent report', params: z.object({ id: JobIdParam }) } },
+      { config: can('view'), schema: { tags: ['deployments'], summary: 'One job with its event history and the agent report', params: z.object({ id: JobIdParam }) } },
       async (req) => getJob(db, req.params.id),
     );
   };

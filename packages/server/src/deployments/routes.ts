@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { can } from '../http/auth.js';
+import { assertDevicesInScope, assertGroupInScope, deploymentDevices } from '../auth/scope.js';
+import { resolveTarget } from './targets.js';
 import { FreezePeriod, JobReport, MaintenanceWindow, RebootPolicy, Ring } from '@patchwarden/core';
 import type { AppContext } from '../http/context.js';
 import { requireDevice } from '../http/auth.js';
@@ -71,25 +74,28 @@ export function deploymentRoutes(ctx: AppContext): FastifyPluginAsyncZod {
   const { db } = ctx;
   const wakeups = ctx.wakeups;
   return async (app) => {
-    const admin = { auth: 'admin' as const };
     const device = { auth: 'device' as const };
 
     app.post(
       '/api/v1/approvals',
       {
-        config: admin,
+        config: can('approve'),
         schema: {
           tags: ['deployments'],
           summary: 'Approve or decline a patch for a group (compliance states do not change)',
           body: z.strictObject({ patch: PatchId, group: GroupRef, decision: z.enum(['approve', 'decline']) }),
         },
       },
-      async (req) => setApproval(db, ctx.now(), req.body.patch, req.body.group, req.body.decision),
+      async (req) => {
+        await assertGroupInScope(db, req.admin, req.body.group);
+        req.auditBefore = (await listApprovals(db, { patch: req.body.patch, group: req.body.group, limit: 1, offset: 0 })).items[0] ?? null;
+        return setApproval(db, ctx.now(), req.body.patch, req.body.group, req.body.decision);
+      },
     );
     app.get(
       '/api/v1/approvals',
       {
-        config: admin,
+        config: can('view'),
         schema: { tags: ['deployments'], summary: 'List approvals', querystring: z.strictObject({ patch: PatchId.optional(), group: GroupRef.optional(), ...Paging }) },
       },
       async (req) => listApprovals(db, req.query),
@@ -97,13 +103,13 @@ export function deploymentRoutes(ctx: AppContext): FastifyPluginAsyncZod {
 
     app.get(
       '/api/v1/groups/:name/windows',
-      { config: admin, schema: { tags: ['groups'], summary: "A group's maintenance windows and freezes", params: z.object({ name: GroupRef }) } },
+      { config: can('view'), schema: { tags: ['groups'], summary: "A group's maintenance windows and freezes", params: z.object({ name: GroupRef }) } },
       async (req) => getGroupSchedule(db, req.params.name),
     );
     app.put(
       '/api/v1/groups/:name/windows',
       {
-        config: admin,
+        config: can('manage'),
         schema: {
           tags: ['groups'],
           summary: "Replace a group's maintenance windows and freezes (in each device's time zone)",
@@ -111,13 +117,16 @@ export function deploymentRoutes(ctx: AppContext): FastifyPluginAsyncZod {
           body: z.strictObject({ windows: z.array(MaintenanceWindow).max(100), freezes: z.array(FreezePeriod).max(100).default([]) }),
         },
       },
-      async (req) => setGroupSchedule(db, ctx.now(), req.params.name, req.body.windows, req.body.freezes),
+      async (req) => {
+        req.auditBefore = await getGroupSchedule(db, req.params.name);
+        return setGroupSchedule(db, ctx.now(), req.params.name, req.body.windows, req.body.freezes);
+      },
     );
 
     app.post(
       '/api/v1/deployments',
       {
-        config: admin,
+        config: can('deploy'),
         schema: {
           tags: ['deployments'],
           summary: 'Deploy approved patches to groups, labels and devices (a union, less the exclusions), in rings',
@@ -125,6 +134,7 @@ export function deploymentRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         },
       },
       async (req, reply) => {
+        if (req.admin?.groups) await assertDevicesInScope(db, req.admin, (await resolveTarget(db, req.body)).devices.map((d) => d.id));
         const created = await createDeployment(db, ctx.now(), req.body);
         emitDeployment(ctx.bus, 'created', created);
         await wakeups.wakeDeployment(db, created.id, 'install');
@@ -133,29 +143,31 @@ export function deploymentRoutes(ctx: AppContext): FastifyPluginAsyncZod {
     );
     app.get(
       '/api/v1/deployments',
-      { config: admin, schema: { tags: ['deployments'], summary: 'List deployments, newest first', querystring: z.strictObject(Paging) } },
+      { config: can('view'), schema: { tags: ['deployments'], summary: 'List deployments, newest first', querystring: z.strictObject(Paging) } },
       async (req) => listDeployments(db, ctx.now(), req.query),
     );
     app.get(
       '/api/v1/deployments/:id',
-      { config: admin, schema: { tags: ['deployments'], summary: 'A deployment: rings with verdicts and counts, jobs by state', params: Id } },
+      { config: can('view'), schema: { tags: ['deployments'], summary: 'A deployment: rings with verdicts and counts, jobs by state', params: Id } },
       async (req) => getDeployment(db, ctx.now(), req.params.id),
     );
     app.post(
       '/api/v1/deployments/:id/halt',
       {
-        config: admin,
+        config: can('deploy'),
         schema: { tags: ['deployments'], summary: 'Halt a deployment', params: Id, body: z.strictObject({ reason: z.string().min(1).max(500).optional() }).optional() },
       },
       async (req) => {
+        await assertDevicesInScope(db, req.admin, await deploymentDevices(db, req.params.id));
         forgetProgress(db, req.params.id);
         return haltDeployment(db, ctx.now(), req.params.id, req.body?.reason ?? 'halted by an administrator').then((r) => (emitDeployment(ctx.bus, 'halted', r), r));
       },
     );
     app.post(
       '/api/v1/deployments/:id/resume',
-      { config: admin, schema: { tags: ['deployments'], summary: 'Resume a halted deployment', params: Id } },
+      { config: can('deploy'), schema: { tags: ['deployments'], summary: 'Resume a halted deployment', params: Id } },
       async (req) => {
+        await assertDevicesInScope(db, req.admin, await deploymentDevices(db, req.params.id));
         forgetProgress(db, req.params.id);
         const r = await resumeDeployment(db, ctx.now(), req.params.id);
         emitDeployment(ctx.bus, 'resumed', r);
@@ -166,7 +178,7 @@ export function deploymentRoutes(ctx: AppContext): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/deployments/:id/undo',
       {
-        config: admin,
+        config: can('undo'),
         schema: {
           tags: ['deployments'],
           summary: 'Undo a deployment (it stops), one ring or some devices: undo jobs for every install there that succeeded',
@@ -175,6 +187,7 @@ export function deploymentRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         },
       },
       async (req) => {
+        await assertDevicesInScope(db, req.admin, await deploymentDevices(db, req.params.id));
         forgetProgress(db, req.params.id);
         const r = await undoDeployment(db, ctx.now(), req.params.id, req.body ?? {});
         emitDeployment(ctx.bus, 'undone', r);

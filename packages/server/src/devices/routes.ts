@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { can } from '../http/auth.js';
+import { assertDevicesInScope } from '../auth/scope.js';
 import { listDeviceEvents } from './events.js';
 import type { AppContext } from '../http/context.js';
 import { DEVICE_SORT_FIELDS } from '@patchwarden/core';
@@ -16,11 +18,10 @@ const Paging = {
 export function deviceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
   const { db } = ctx;
   return async (app) => {
-    const admin = { auth: 'admin' as const };
     app.get(
       '/api/v1/devices',
       {
-        config: admin,
+        config: can('view'),
         schema: {
           tags: ['devices'],
           summary: 'List devices (search, filter, sort, page)',
@@ -41,14 +42,14 @@ export function deviceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
 
     app.get(
       '/api/v1/devices/:ref',
-      { config: admin, schema: { tags: ['devices'], summary: 'One device by id or hostname', params: Ref } },
+      { config: can('view'), schema: { tags: ['devices'], summary: 'One device by id or hostname', params: Ref } },
       async (req) => getDevice(db, req.params.ref),
     );
 
     app.get(
       '/api/v1/devices/:ref/packages',
       {
-        config: admin,
+        config: can('view'),
         schema: {
           tags: ['devices'],
           summary: "A device's installed packages",
@@ -61,14 +62,14 @@ export function deviceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
 
     app.post(
       '/api/v1/devices/:ref/revoke',
-      { config: admin, schema: { tags: ['devices'], summary: 'Revoke a device: its token stops working at once', params: Ref } },
+      { config: can('manage'), schema: { tags: ['devices'], summary: 'Revoke a device: its token stops working at once', params: Ref } },
       async (req) => revokeDevice(db, req.params.ref, ctx.now()),
     );
 
     app.put(
       '/api/v1/devices/:ref/group',
       {
-        config: admin,
+        config: can('manage'),
         schema: {
           tags: ['devices'],
           summary: 'Put a device in a static group (null: no group)',
@@ -82,7 +83,7 @@ export function deviceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/devices/:ref/labels',
       {
-        config: admin,
+        config: can('manage'),
         schema: {
           tags: ['devices'],
           summary: 'Add and remove labels',
@@ -95,9 +96,10 @@ export function deviceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
 
     app.post(
       '/api/v1/devices/:ref/scan',
-      { config: admin, schema: { tags: ['devices'], summary: 'Scan now: the device collects its facts and checks in at once (its agent hears it on its next job request, within seconds when it is running)', params: Ref } },
+      { config: can('deploy'), schema: { tags: ['devices'], summary: 'Scan now: the device collects its facts and checks in at once (its agent hears it on its next job request, within seconds when it is running)', params: Ref } },
       async (req) => {
         const id = await resolveDeviceId(db, req.params.ref);
+        await assertDevicesInScope(db, req.admin, [id]);
         await db.updateTable('devices').set({ scan_requested_at: ctx.now() }).where('id', '=', id).execute();
         ctx.wakeups.wake([id]);
         return { requested: true, deviceId: id, at: new Date(ctx.now()).toISOString() };
@@ -107,7 +109,7 @@ export function deviceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/devices/:ref/events',
       {
-        config: admin,
+        config: can('view'),
         schema: {
           tags: ['devices'],
           summary: "A device's events, newest first (a patch removed by hand after a job installed it, …)",

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { can } from '../http/auth.js';
 import type { AppContext } from '../http/context.js';
 import { createSecret, listSecrets, revokeSecret, rotateSecret } from './store.js';
 
@@ -8,14 +9,13 @@ const Id = z.object({ id: z.string().min(1).max(100) });
 export function enrollmentSecretRoutes(ctx: AppContext): FastifyPluginAsyncZod {
   const { db } = ctx;
   return async (app) => {
-    const admin = { auth: 'admin' as const };
-    app.get('/api/v1/enrollment-secrets', { config: admin, schema: { tags: ['enrollment'], summary: 'List enrollment secrets (never their values)' } }, async () => ({
+    app.get('/api/v1/enrollment-secrets', { config: can('view'), schema: { tags: ['enrollment'], summary: 'List enrollment secrets (never their values)' } }, async () => ({
       items: await listSecrets(db),
     }));
     app.post(
       '/api/v1/enrollment-secrets',
       {
-        config: admin,
+        config: can('manage'),
         schema: {
           tags: ['enrollment'],
           summary: 'Create an enrollment secret; its value is in this answer only',
@@ -26,12 +26,12 @@ export function enrollmentSecretRoutes(ctx: AppContext): FastifyPluginAsyncZod {
     );
     app.post(
       '/api/v1/enrollment-secrets/:id/rotate',
-      { config: admin, schema: { tags: ['enrollment'], summary: 'Give a secret a new value; the old one stops working', params: Id } },
+      { config: can('manage'), schema: { tags: ['enrollment'], summary: 'Give a secret a new value; the old one stops working', params: Id } },
       async (req) => rotateSecret(db, req.params.id, ctx.now()),
     );
     app.post(
       '/api/v1/enrollment-secrets/:id/revoke',
-      { config: admin, schema: { tags: ['enrollment'], summary: 'Revoke a secret', params: Id } },
+      { config: can('manage'), schema: { tags: ['enrollment'], summary: 'Revoke a secret', params: Id } },
       async (req) => revokeSecret(db, req.params.id, ctx.now()),
     );
   };

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { can } from '../http/auth.js';
 import type { AppContext } from '../http/context.js';
 import { createGroup, deleteGroup, groupMembers, listGroups, updateGroup } from './store.js';
 
@@ -10,15 +11,16 @@ const Query = z.unknown().describe('a device query (see core targeting.ts): all/
 
 export function groupRoutes(ctx: AppContext): FastifyPluginAsyncZod {
   const { db } = ctx;
+  /** the group as it was, for the audit log */
+  const groupBefore = async (ref: string) => (await listGroups(db)).find((g) => g.name === ref || g.id === ref) ?? null;
   return async (app) => {
-    const admin = { auth: 'admin' as const };
-    app.get('/api/v1/groups', { config: admin, schema: { tags: ['groups'], summary: 'List groups, static and dynamic' } }, async () => ({
+    app.get('/api/v1/groups', { config: can('view'), schema: { tags: ['groups'], summary: 'List groups, static and dynamic' } }, async () => ({
       items: await listGroups(db),
     }));
     app.post(
       '/api/v1/groups',
       {
-        config: admin,
+        config: can('manage'),
         schema: {
           tags: ['groups'],
           summary: 'Create a group: static, or dynamic with a device query',
@@ -39,7 +41,7 @@ export function groupRoutes(ctx: AppContext): FastifyPluginAsyncZod {
     app.patch(
       '/api/v1/groups/:ref',
       {
-        config: admin,
+        config: can('manage'),
         schema: {
           tags: ['groups'],
           summary: "Change a group's description, query (dynamic groups), test-ring and require-test-pass settings",
@@ -47,12 +49,15 @@ export function groupRoutes(ctx: AppContext): FastifyPluginAsyncZod {
           body: z.strictObject({ description: z.string().max(1000).optional(), query: Query.optional(), testRing: z.boolean().optional(), requireTestPass: z.boolean().optional() }),
         },
       },
-      async (req) => updateGroup(db, req.params.ref, req.body),
+      async (req) => {
+        req.auditBefore = await groupBefore(req.params.ref);
+        return updateGroup(db, req.params.ref, req.body);
+      },
     );
     app.get(
       '/api/v1/groups/:name/members',
       {
-        config: admin,
+        config: can('view'),
         schema: {
           tags: ['groups'],
           summary: 'The active devices of a group (static or dynamic), by hostname',
@@ -67,8 +72,9 @@ export function groupRoutes(ctx: AppContext): FastifyPluginAsyncZod {
     );
     app.delete(
       '/api/v1/groups/:ref',
-      { config: admin, schema: { tags: ['groups'], summary: 'Delete a group (its devices stay, without a group)', params: z.object({ ref: z.string().max(200) }) } },
+      { config: can('manage'), schema: { tags: ['groups'], summary: 'Delete a group (its devices stay, without a group)', params: z.object({ ref: z.string().max(200) }) } },
       async (req, reply) => {
+        req.auditBefore = await groupBefore(req.params.ref);
         await deleteGroup(db, req.params.ref);
         return reply.status(204).send();
       },

@@ -1,19 +1,23 @@
 /**
- * Every route declares who may call it (`config.auth`); a route without a declaration stops the
- * server at start-up, so no endpoint is ever open by omission.
+ * Every route declares who may call it (`config.auth`), and a route for people also the
+ * permission it needs (`config.permission`); a route without a declaration stops the server at
+ * start-up, so no endpoint is ever open by omission. People come with an API token (Bearer) or
+ * a console session (cookie; then every change must carry the session's X-CSRF-Token).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
-import { PatchwardenError } from '@patchwarden/core';
+import { PatchwardenError, PERMISSION_NAMES, type Permission } from '@patchwarden/core';
 import type { DB } from '../db/schema.js';
 import { findAdminByToken, type AdminIdentity } from '../auth/store.js';
+import { findSession, SESSION_COOKIE } from '../auth/sessions.js';
 import { bearerToken } from '../auth/tokens.js';
 import { findDeviceByToken, type DeviceIdentity } from '../checkin/service.js';
 import { findSiteByToken, type SiteIdentity } from '../sites/store.js';
 
 /**
- * `reader`: an administrator, an enrolled device or a site (signed catalog files, which all
- * fetch). `site`: a local patch server's own credential (the site channel).
+ * `admin`: a user or an API token holding the route's `permission`. `reader`: any user or token,
+ * an enrolled device or a site (signed catalog files, which all fetch). `site`: a local patch
+ * server's own credential (the site channel).
  */
 export type AuthRequirement = 'public' | 'admin' | 'device' | 'reader' | 'site';
 const REQUIREMENTS = new Set<unknown>(['public', 'admin', 'device', 'reader', 'site']);
@@ -21,10 +25,11 @@ const REQUIREMENTS = new Set<unknown>(['public', 'admin', 'device', 'reader', 's
 declare module 'fastify' {
   interface FastifyContextConfig {
     auth?: AuthRequirement;
+    permission?: Permission;
   }
   interface FastifyInstance {
     /** Every route with its auth requirement, as registered (tests check each one). */
-    declaredRoutes: { method: string; url: string; auth: AuthRequirement }[];
+    declaredRoutes: { method: string; url: string; auth: AuthRequirement; permission: Permission | null }[];
   }
   interface FastifyRequest {
     admin?: AdminIdentity;
@@ -32,6 +37,13 @@ declare module 'fastify' {
     site?: SiteIdentity;
   }
 }
+
+/** The route config of a route for people: who may call it is whoever holds `permission`. */
+export function can(permission: Permission): { auth: 'admin'; permission: Permission } {
+  return { auth: 'admin', permission };
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export function requireAdmin(req: FastifyRequest): AdminIdentity {
   if (!req.admin) throw new PatchwardenError('E_UNAUTHENTICATED', 'administrator credentials required');
@@ -56,7 +68,15 @@ async function activeSite(db: Kysely<DB>, token: string): Promise<SiteIdentity |
   return { kind: 'site', id: site.id, name: site.name, mode: site.mode };
 }
 
-export function registerAuth(app: FastifyInstance, db: Kysely<DB>): void {
+function permitted(who: AdminIdentity, permission: Permission): AdminIdentity {
+  if (!who.permissions.includes(permission)) {
+    const as = who.via === 'token' ? `the token '${who.name}' (${who.role}${who.permissions.length < 7 ? `, may ${who.permissions.join(', ') || 'nothing'}` : ''})` : `the ${who.role} '${who.name}'`;
+    throw new PatchwardenError('E_FORBIDDEN', `${as} lacks the permission '${permission}' this needs`, { hint: 'ask an administrator for a role that has it', details: { permission, role: who.role } });
+  }
+  return who;
+}
+
+export function registerAuth(app: FastifyInstance, db: Kysely<DB>, now: () => number): void {
   const declared: FastifyInstance['declaredRoutes'] = [];
   app.decorate('declaredRoutes', declared);
   app.addHook('onRoute', (route) => {
@@ -68,13 +88,27 @@ export function registerAuth(app: FastifyInstance, db: Kysely<DB>): void {
     if (auth === undefined || !REQUIREMENTS.has(auth)) {
       throw new Error(`route ${String(route.method)} ${route.url} declares no auth requirement`);
     }
-    for (const method of [route.method].flat()) declared.push({ method, url: route.url, auth });
+    const permission = route.config?.permission ?? null;
+    if (auth === 'admin' && (permission === null || !PERMISSION_NAMES.includes(permission))) {
+      throw new Error(`route ${String(route.method)} ${route.url} declares no permission`);
+    }
+    for (const method of [route.method].flat()) declared.push({ method, url: route.url, auth, permission });
   });
 
   app.addHook('onRequest', async (req) => {
     const auth = req.routeOptions.config.auth;
     if (auth === 'public' || auth === undefined) return;
     const token = bearerToken(req.headers.authorization);
+    const sessionId = req.cookies?.[SESSION_COOKIE];
+    if (!token && sessionId && auth === 'admin' && req.headers.authorization === undefined) {
+      const who = await findSession(db, sessionId, now());
+      if (!who) throw new PatchwardenError('E_UNAUTHENTICATED', 'the session is not valid', { hint: 'sign in again' });
+      if (!SAFE_METHODS.has(req.method) && req.headers['x-csrf-token'] !== who.csrf) {
+        throw new PatchwardenError('E_FORBIDDEN', 'this change lacks the session\'s CSRF token', { hint: 'send the X-CSRF-Token header that sign-in (or GET /api/v1/whoami) answered' });
+      }
+      req.admin = permitted(who, req.routeOptions.config.permission!);
+      return;
+    }
     if (!token) {
       throw new PatchwardenError('E_UNAUTHENTICATED', 'this request needs a bearer token', {
         hint:
@@ -94,7 +128,7 @@ export function registerAuth(app: FastifyInstance, db: Kysely<DB>): void {
           return;
         }
       }
-      const admin = await findAdminByToken(db, token);
+      const admin = await findAdminByToken(db, token, now());
       if (admin) {
         req.admin = admin;
         return;
@@ -107,9 +141,9 @@ export function registerAuth(app: FastifyInstance, db: Kysely<DB>): void {
       if (!site) throw new PatchwardenError('E_UNAUTHENTICATED', 'the site token is not valid', { hint: 'an administrator of the central server creates site credentials (POST /api/v1/sites)' });
       req.site = site;
     } else if (auth === 'admin') {
-      const admin = await findAdminByToken(db, token);
-      if (!admin) throw new PatchwardenError('E_UNAUTHENTICATED', 'the admin token is not valid', { hint: 'create a new one with `patchwarden token create`' });
-      req.admin = admin;
+      const admin = await findAdminByToken(db, token, now());
+      if (!admin) throw new PatchwardenError('E_UNAUTHENTICATED', 'the token is not valid', { hint: 'sign in, or create a token with `patchwarden token create`' });
+      req.admin = permitted(admin, req.routeOptions.config.permission!);
     } else {
       const device = await findDeviceByToken(db, token);
       if (!device) throw new PatchwardenError('E_UNAUTHENTICATED', 'the device token is not valid', { hint: 'enroll the agent again' });

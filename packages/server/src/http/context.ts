@@ -22,4 +22,14 @@ export interface AppContext {
   version: string;
   /** live events for the console (console-api/bus.ts) */
   bus?: EventBus;
+  rateLimits: RateLimits;
 }
+
+/** Requests per minute and client (0: no limit). */
+export interface RateLimits {
+  loginPerMinute: number;
+  enrollPerMinute: number;
+  apiPerMinute: number;
+}
+
+export const DEFAULT_RATE_LIMITS: RateLimits = { loginPerMinute: 10, enrollPerMinute: 600, apiPerMinute: 6000 };

@@ -4,6 +4,7 @@
  * 24-hour bake or a deadline passes in a second. The route exists only with that flag.
  */
 import { z } from 'zod';
+import { can } from './auth.js';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { AppContext } from './context.js';
 
@@ -30,7 +31,7 @@ export function testClockRoutes(ctx: AppContext, clock: TestClock): FastifyPlugi
     app.post(
       '/api/v1/test/clock',
       {
-        config: { auth: 'admin' },
+        config: can('manage'),
         schema: {
           tags: ['server'],
           summary: 'Move the test clock forward (only with `server --test-clock`)',

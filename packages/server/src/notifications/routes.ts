@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { can } from '../http/auth.js';
 import { WebhookEventKind } from '@patchwarden/core';
 import type { AppContext } from '../http/context.js';
 import { createWebhook, deleteWebhook, listDeliveries, listWebhooks, pingWebhook } from './store.js';
@@ -30,13 +31,12 @@ const Id = z.object({ id: z.uuid() });
 export function webhookRoutes(ctx: AppContext, worker: WebhookWorker): FastifyPluginAsyncZod {
   const { db } = ctx;
   return async (app) => {
-    const admin = { auth: 'admin' as const };
     const tags = ['webhooks'];
 
     app.post(
       '/api/v1/webhooks',
       {
-        config: admin,
+        config: can('manage'),
         schema: {
           tags,
           summary: 'Subscribe a URL to events; the answer shows the signing secret, once',
@@ -49,15 +49,15 @@ export function webhookRoutes(ctx: AppContext, worker: WebhookWorker): FastifyPl
       },
       async (req, reply) => reply.status(201).send(await createWebhook(db, ctx.now(), req.body)),
     );
-    app.get('/api/v1/webhooks', { config: admin, schema: { tags, summary: 'List webhooks (never their secrets)' } }, async () => listWebhooks(db));
+    app.get('/api/v1/webhooks', { config: can('view'), schema: { tags, summary: 'List webhooks (never their secrets)' } }, async () => listWebhooks(db));
     app.delete(
       '/api/v1/webhooks/:id',
-      { config: admin, schema: { tags, summary: 'Remove a webhook and its deliveries', params: Id } },
+      { config: can('manage'), schema: { tags, summary: 'Remove a webhook and its deliveries', params: Id } },
       async (req) => deleteWebhook(db, req.params.id),
     );
     app.post(
       '/api/v1/webhooks/:id/test',
-      { config: admin, schema: { tags, summary: 'Queue a ping delivery to a webhook', params: Id } },
+      { config: can('manage'), schema: { tags, summary: 'Queue a ping delivery to a webhook', params: Id } },
       async (req, reply) => {
         const r = await pingWebhook(db, ctx.now(), req.params.id);
         worker.kick();
@@ -67,7 +67,7 @@ export function webhookRoutes(ctx: AppContext, worker: WebhookWorker): FastifyPl
     app.get(
       '/api/v1/webhooks/:id/deliveries',
       {
-        config: admin,
+        config: can('view'),
         schema: {
           tags,
           summary: "A webhook's deliveries, newest first: status, attempts, last answer",

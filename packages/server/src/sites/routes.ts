@@ -4,6 +4,7 @@
  * catalog (its mode, the coverage the catalog claims) and reports what it serves.
  */
 import { z } from 'zod';
+import { can } from '../http/auth.js';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { AppContext } from '../http/context.js';
 import { requireSite } from '../http/auth.js';
@@ -15,17 +16,16 @@ const Version = z.number().int().min(1).max(2 ** 31).nullable();
 export function siteRoutes(ctx: AppContext): FastifyPluginAsyncZod {
   const { db } = ctx;
   return async (app) => {
-    const admin = { auth: 'admin' as const };
     const site = { auth: 'site' as const };
 
-    app.get('/api/v1/sites', { config: admin, schema: { tags: ['sites'], summary: 'Local patch servers syncing from this server, with what each last reported and whether it is behind' } }, async () => ({
+    app.get('/api/v1/sites', { config: can('view'), schema: { tags: ['sites'], summary: 'Local patch servers syncing from this server, with what each last reported and whether it is behind' } }, async () => ({
       items: await listSites(db),
     }));
 
     app.post(
       '/api/v1/sites',
       {
-        config: admin,
+        config: can('manage'),
         schema: {
           tags: ['sites'],
           summary: 'Create a site credential for a local patch server; its token is in this answer only',
@@ -37,7 +37,7 @@ export function siteRoutes(ctx: AppContext): FastifyPluginAsyncZod {
 
     app.post(
       '/api/v1/sites/:id/revoke',
-      { config: admin, schema: { tags: ['sites'], summary: 'Revoke a site credential (by id or name): its syncs stop at once', params: Id } },
+      { config: can('manage'), schema: { tags: ['sites'], summary: 'Revoke a site credential (by id or name): its syncs stop at once', params: Id } },
       async (req) => revokeSite(db, req.params.id, ctx.now()),
     );
 

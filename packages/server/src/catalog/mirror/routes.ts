@@ -3,6 +3,7 @@
  * export file (on a local server), and making one (on any server).
  */
 import type { Readable } from 'node:stream';
+import { can } from '../../http/auth.js';
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { PatchwardenError } from '@patchwarden/core';
@@ -18,14 +19,13 @@ function notLocal(): PatchwardenError {
 
 export function mirrorRoutes(ctx: AppContext, mirror: MirrorService | null): FastifyPluginAsyncZod {
   return async (app) => {
-    const admin = { auth: 'admin' as const };
     // an export file is sent as it is and spooled to disk, never held in memory
     app.addContentTypeParser('application/x-tar', (_req, payload, done) => done(null, payload));
 
     app.post(
       '/api/v1/mirror/sync',
       {
-        config: admin,
+        config: can('manage'),
         schema: {
           tags: ['mirror'],
           summary: 'Sync this local server from its central server now (wait=false: start it and answer at once; follow it with GET /api/v1/mirror/status)',
@@ -45,7 +45,7 @@ export function mirrorRoutes(ctx: AppContext, mirror: MirrorService | null): Fas
 
     app.get(
       '/api/v1/mirror/status',
-      { config: admin, schema: { tags: ['mirror'], summary: "What this local server mirrors, and how its last and current sync went; a central server answers { mode: 'central' }" } },
+      { config: can('view'), schema: { tags: ['mirror'], summary: "What this local server mirrors, and how its last and current sync went; a central server answers { mode: 'central' }" } },
       // a central server mirrors nothing: that is an answer, not an error (the console asks every server)
       async () => (mirror ? { mode: 'local' as const, ...(await mirror.status()) } : { mode: 'central' as const }),
     );
@@ -53,7 +53,7 @@ export function mirrorRoutes(ctx: AppContext, mirror: MirrorService | null): Fas
     app.post(
       '/api/v1/mirror/import',
       {
-        config: admin,
+        config: can('manage'),
         schema: {
           tags: ['mirror'],
           summary: 'Import a catalog export file (application/x-tar), verified like an online sync (wait=false: answer once the file is received; follow it with GET /api/v1/mirror/status)',
@@ -79,7 +79,7 @@ export function mirrorRoutes(ctx: AppContext, mirror: MirrorService | null): Fas
     app.get(
       '/api/v1/catalog/export-file',
       {
-        config: admin,
+        config: can('manage'),
         schema: {
           tags: ['catalog'],
           summary: 'The signed catalog as one file for an air-gapped site: metadata (snapshot and timestamp re-signed to last expiresDays), every root, every target, the coverage',

@@ -106,7 +106,13 @@ function readEntries(bytes: Uint8Array, maxBytes: number): Map<string, Buffer> {
       if (!buf.subarray(off + 2 * BLOCK).every((b) => b === 0)) throw bad('there are bytes after the end of the archive');
       return out;
     }
-    const h = new Header(buf, off);
+    let h: Header;
+    try {
+      h = new Header(buf, off);
+    } catch (err) {
+      // tar throws a plain Error for a base-256 number beyond 2^53 (size, mtime, uid …)
+      throw bad(`the header at byte ${off} cannot be read: ${(err as Error).message}`);
+    }
     if (!h.cksumValid) throw bad(`the header at byte ${off} has a bad checksum`);
     const path = h.path ?? '';
     if (h.type !== 'File' && h.type !== 'OldFile') {
@@ -115,7 +121,9 @@ function readEntries(bytes: Uint8Array, maxBytes: number): Map<string, Buffer> {
     checkEntryName(path);
     if (out.has(path)) throw bad(`${path} appears twice`);
     if (out.size >= MAX_ENTRIES) throw bad(`more than ${MAX_ENTRIES} entries`);
-    const size = h.size ?? 0;
+    // tar leaves the size undefined when a base-256 field holds a negative number
+    const size = h.size ?? -1;
+    if (!Number.isSafeInteger(size) || size < 0) throw bad(`${path} has no valid size`);
     const start = off + BLOCK;
     if (start + size > buf.length) throw bad(`${path} is truncated (${buf.length - start} of ${size} bytes)`);
     out.set(path, buf.subarray(start, start + size));

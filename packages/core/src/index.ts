@@ -23,3 +23,4 @@ export * from './webhooks.js';
 export * from './targeting.js';
 export * from './undo.js';
 export * from './access.js';
+export * from './testing/fuzz.js';

@@ -280,7 +280,13 @@ async function scan(fh: FileHandle): Promise<Map<string, { offset: number; size:
       }
       return entries;
     }
-    const h = new Header(block, 0);
+    let h: Header;
+    try {
+      h = new Header(block, 0);
+    } catch (err) {
+      // tar throws a plain Error for a base-256 number beyond 2^53 (size, mtime, uid …)
+      throw bad(`the header at byte ${off} cannot be read: ${(err as Error).message}`);
+    }
     if (!h.cksumValid) throw bad(`the header at byte ${off} has a bad checksum`);
     const name = h.path ?? '';
     if (h.type !== 'File' && h.type !== 'OldFile') throw bad(`${JSON.stringify(name.slice(0, 200))} is a ${h.type} entry; the file holds regular files only (no links, devices, directories or extension headers)`);

@@ -18,6 +18,7 @@ import { patchCommands } from './commands/patch.js';
 import { payloadCommands } from './commands/payloads.js';
 import { siteCommands } from './commands/sites.js';
 import { webhookCommands } from './commands/webhooks.js';
+import { backupCommands } from './commands/backup.js';
 import { userCommands } from './commands/users.js';
 import { auditCommands } from './commands/audit.js';
 
@@ -54,6 +55,7 @@ Getting started:
   payloadCommands(program);
   siteCommands(program);
   webhookCommands(program);
+  backupCommands(program);
   userCommands(program);
   auditCommands(program);
   keysCommands(program);

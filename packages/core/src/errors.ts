@@ -41,6 +41,8 @@ export const ERROR_CODES = {
   E_KEY_INVALID: { http: 400, exit: 10 },
   /** an advisory or feed record that cannot be read (reported with its position) */
   E_FEED_INVALID: { http: 422, exit: 2 },
+  /** a backup archive that is truncated, tampered with, unsafe, or from a newer schema */
+  E_BACKUP_INVALID: { http: 422, exit: 10 },
   E_INTERNAL: { http: 500, exit: 1 },
 } as const satisfies Record<string, { http: number; exit: number }>;
 

@@ -19,3 +19,6 @@ export { movableClock, type TestClock } from './http/test-clock.js';
 export { AuditLog } from './audit/log.js';
 export { readAuditKey, AUDIT_ANCHOR_FILE, AUDIT_KEY_FILE } from './audit/chain.js';
 export { syslogLine } from './audit/sinks.js';
+export { backup, type BackupOptions, type BackupResult, type BackupProgress } from './backup/backup.js';
+export { restore, type RestoreOptions, type RestoreResult, type RestoreProgress } from './backup/restore.js';
+export { BackupManifest, BACKUP_FORMAT } from './backup/archive.js';

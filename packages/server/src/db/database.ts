@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, type LogEvent } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type LogEvent } from 'kysely';
 import pg from 'pg';
 import { PatchwardenError } from '@patchwarden/core';
 import { migrationProvider } from './migrations.js';
@@ -29,6 +29,11 @@ export interface OpenOptions {
   poolSize?: number;
   /** Called after every query with its SQL and duration (slow-query logging, benchmarks). */
   onQuery?: (sql: string, ms: number) => void;
+  /**
+   * Migrations to run on open: all of them (the default), up to and including the one named (a
+   * restore of an older backup), or none (null: a backup reads a running server's database as it is).
+   */
+  migrateTo?: string | null;
 }
 
 export function isPostgresUrl(url: string): boolean {
@@ -42,7 +47,7 @@ export function redactUrl(url: string): string {
 export async function openDatabase(opts: OpenOptions): Promise<Database> {
   const database = isPostgresUrl(opts.url) ? await openPostgres(opts) : openSqlite(opts.url, opts.onQuery);
   try {
-    await migrate(database);
+    if (opts.migrateTo !== null) await migrateDatabase(database, opts.migrateTo);
   } catch (err) {
     await database.close();
     throw err;
@@ -137,9 +142,14 @@ async function openPostgres(opts: OpenOptions): Promise<Database> {
   return { db, dialect: 'postgres', location: redactUrl(opts.url), close: () => db.destroy() };
 }
 
-async function migrate(database: Database): Promise<void> {
-  const migrator = new Migrator({ db: database.db, provider: migrationProvider(database.dialect) });
-  const { error, results } = await migrator.migrateToLatest();
+/** Runs the migrations not yet applied: all of them, or up to and including `to`. */
+export async function migrateDatabase(database: Database, to?: string): Promise<void> {
+  // Kysely looks for its bookkeeping tables in every schema unless told which one: name the
+  // current schema, or a database that has them in another schema is taken as migrated
+  const schema =
+    database.dialect === 'postgres' ? (await sql<{ s: string }>`select current_schema() as s`.execute(database.db)).rows[0]?.s : undefined;
+  const migrator = new Migrator({ db: database.db, provider: migrationProvider(database.dialect), ...(schema ? { migrationTableSchema: schema } : {}) });
+  const { error, results } = to === undefined ? await migrator.migrateToLatest() : await migrator.migrateTo(to);
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
     throw new PatchwardenError('E_DATABASE', `database migration ${failed} failed: ${(error as Error).message}`, {

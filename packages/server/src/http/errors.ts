@@ -31,9 +31,20 @@ function fromFastify(err: FastifyError): PatchwardenError | null {
   return null;
 }
 
+/**
+ * PostgreSQL refuses a NUL character in text ("invalid byte sequence for encoding UTF8: 0x00",
+ * SQLSTATE 22021): whatever parameter carried it, that is the request's fault, not the server's.
+ */
+function fromDatabase(err: FastifyError): PatchwardenError | null {
+  if ((err as { code?: unknown }).code === '22021' && /0x00/.test(err.message)) {
+    return new PatchwardenError('E_VALIDATION', 'text in this request holds a NUL character, which is not allowed', { hint: 'remove the \\0 character' });
+  }
+  return null;
+}
+
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    let pw = err instanceof PatchwardenError ? err : fromFastify(err);
+    let pw = err instanceof PatchwardenError ? err : (fromFastify(err) ?? fromDatabase(err));
     if (!pw) {
       req.log.error({ err }, 'unhandled error');
       pw = new PatchwardenError('E_INTERNAL', 'internal server error', { hint: 'see the server log for details' });

@@ -44,7 +44,7 @@ function procStats(pid) {
 }
 
 async function startServer(dataDir, database) {
-  const child = spawn(process.execPath, [cli, 'server', '--port', '0', '--data-dir', dataDir, '--log-level', 'silent', ...(database ? ['--database', database] : [])], {
+  const child = spawn(process.execPath, [cli, 'server', '--port', '0', '--insecure-http', '--data-dir', dataDir, '--log-level', 'silent', ...(database ? ['--database', database] : [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
     // thousands of simulated devices enroll from this one address at once
     env: { ...process.env, PATCHWARDEN_ENROLL_PER_MINUTE: '0' },

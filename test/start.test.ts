@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { assertBuilt, CLI } from './support/processes.js';
 
@@ -39,8 +40,13 @@ describe('patchwarden start', () => {
 
   it('serves the console, reports this machine, and assesses it against its own apt lists', async () => {
     assertBuilt();
-    const url = (await waitFor(/API docs:\s+(http:\/\/\S+)\/api\/docs/, 60_000))[1]!;
-    expect(out).toMatch(/Console:\s+http:\/\/\S+\/#token=pwa_/);
+    // TLS from the first start: the server made its own certificate authority
+    const url = (await waitFor(/API docs:\s+(https:\/\/\S+)\/api\/docs/, 60_000))[1]!;
+    expect(out).toMatch(/Console:\s+https:\/\/\S+\/#token=pwa_/);
+    expect(out).toMatch(/Sign in:\s+as 'admin' with the password in \S+admin-password/);
+    expect(out).toMatch(/TLS:\s+certificate authority sha256 [0-9a-f]{64}/);
+    const dispatcher = new Agent({ connect: { ca: readFileSync(join(dir, 'data', 'tls', 'ca.crt'), 'utf8') } });
+    const fetch = (u: string, init: { headers?: Record<string, string> } = {}) => undiciFetch(u, { ...init, dispatcher });
     const device = (await waitFor(/This machine: device ([0-9a-f-]{36}), (\d+) packages reported .*report-only/, 60_000))[1]!;
     await waitFor(/Catalog:\s+\d+ patches from this machine's apt lists \(.*signatures verified\)/, 120_000);
     const token = readFileSync(join(dir, 'data', 'admin-token'), 'utf8').trim();

@@ -157,7 +157,7 @@ async function seed(url) {
 // ───────────────────────── server ─────────────────────────
 
 async function startServer(dataDir, database) {
-  const child = spawn(process.execPath, [cli, 'server', '--port', '0', '--data-dir', dataDir, '--log-level', opt('log-level', 'silent'), ...(database ? ['--database', database] : [])], {
+  const child = spawn(process.execPath, [cli, 'server', '--port', '0', '--insecure-http', '--data-dir', dataDir, '--log-level', opt('log-level', 'silent'), ...(database ? ['--database', database] : [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -82,7 +82,7 @@ async function countingProxy(target) {
 }
 
 function startCentral(dataDir) {
-  const child = spawn(process.execPath, [join(root, 'packages/cli/bin/patchwarden.js'), 'server', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(root, 'packages/cli/bin/patchwarden.js'), 'server', '--port', '0', '--insecure-http', '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));

@@ -48,8 +48,12 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-export async function startServerProcess(dataDir: string, extra: string[] = []): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [CLI, 'server', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...extra], {
+/**
+ * A server process. Plain HTTP by default, by the explicit flag (these suites test other things;
+ * test/tls.test.ts tries TLS, the default, end to end); `{ tls: true }` leaves the default.
+ */
+export async function startServerProcess(dataDir: string, extra: string[] = [], opts: { tls?: boolean } = {}): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [CLI, 'server', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.tls ? [] : ['--insecure-http']), ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -58,7 +62,7 @@ export async function startServerProcess(dataDir: string, extra: string[] = []):
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 30_000);
     const check = () => {
-      const m = /API docs:\s+(http:\/\/[^/\s]+)\/api\/docs/.exec(out);
+      const m = /API docs:\s+(https?:\/\/[^/\s]+)\/api\/docs/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]!);

@@ -1,7 +1,7 @@
 export * from './collectors/index.js';
 export * from './run.js';
 export * from './state.js';
-export { request, normalizeServerUrl } from './transport.js';
+export { request, normalizeServerUrl, fetchPinnedCa, trustServerCa, certificateSha256 } from './transport.js';
 export * from './catalog.js';
 export * from './installers/index.js';
 export * from './daemon.js';

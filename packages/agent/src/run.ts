@@ -15,7 +15,7 @@ import {
 import { collectFacts, type CollectOptions } from './collectors/index.js';
 import { loadAckedInventory, loadState, saveAckedInventory, saveState, stateExists, type AgentState } from './state.js';
 import { fetchRoot, pinRoot } from './catalog.js';
-import { normalizeServerUrl, request } from './transport.js';
+import { fetchPinnedCa, normalizeServerUrl, request, trustServerCa } from './transport.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -31,7 +31,7 @@ async function collect(opts: AgentOptions, files?: readonly string[]) {
 }
 
 export async function enrollAgent(
-  opts: AgentOptions & { server: string; secret: string; force?: boolean; installs?: boolean; rootSha256?: string },
+  opts: AgentOptions & { server: string; secret: string; force?: boolean; installs?: boolean; rootSha256?: string; caSha256?: string },
 ): Promise<AgentState & { catalogRoot: { sha256: string; version: number } | null }> {
   if (stateExists(opts.dataDir) && !opts.force) {
     const s = loadState(opts.dataDir);
@@ -40,6 +40,9 @@ export async function enrollAgent(
     });
   }
   const server = normalizeServerUrl(opts.server).origin;
+  // with a CA fingerprint the connection is verified against that CA from the first request on
+  const caPem = opts.caSha256 ? await fetchPinnedCa(server, opts.caSha256) : null;
+  if (caPem) trustServerCa(server, caPem);
   // with a fingerprint, the catalog root is checked before the secret is sent anywhere
   const rootFirst = opts.rootSha256 ? await fetchRoot(server, opts.rootSha256) : null;
   const { system } = await collect(opts);
@@ -55,6 +58,7 @@ export async function enrollAgent(
     installs: opts.installs ?? false,
     acked: null,
     collect: null,
+    caPem,
   };
   // the catalog root is pinned now, before anything from the catalog is used
   const root = rootFirst ?? (await fetchRoot(server));

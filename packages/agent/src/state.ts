@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from '
 import { join } from 'node:path';
 import { z } from 'zod';
 import { PackageFact, PatchwardenError, Sha256Hex } from '@patchwarden/core';
+import { trustServerCa } from './transport.js';
 
 export const AgentState = z.object({
   server: z.string(),
@@ -19,6 +20,8 @@ export const AgentState = z.object({
   acked: z.object({ systemHash: Sha256Hex, inventoryHash: Sha256Hex }).nullable().default(null),
   /** What the server asked this agent to collect, and for which catalog generation. */
   collect: z.object({ generation: z.number().int(), files: z.array(z.string()), registry: z.array(z.string()) }).nullable().default(null),
+  /** the server's certificate authority (PEM), pinned at enrollment: over HTTPS only it is trusted */
+  caPem: z.string().max(65_536).nullable().default(null),
 });
 export type AgentState = z.infer<typeof AgentState>;
 
@@ -50,6 +53,8 @@ export function loadState(dataDir: string): AgentState {
   }
   const r = AgentState.safeParse(raw);
   if (!r.success) throw new PatchwardenError('E_CONFIG_INVALID', `${path} is damaged: ${r.error.issues[0]?.message}`, { hint: 'enroll again' });
+  // every request to this server from here on trusts the pinned CA alone
+  if (r.data.caPem) trustServerCa(r.data.server, r.data.caPem);
   return r.data;
 }
 

@@ -1,11 +1,12 @@
 /**
- * The agent's one way to reach the server. Everything on the wire goes through here, so TLS
- * and request signing can arrive in one place later. Bodies over 4 KiB travel gzip-compressed.
+ * The agent's one way to reach the server. Everything on the wire goes through here. Over
+ * HTTPS a server whose certificate authority the agent pinned at enrollment is trusted by that
+ * CA alone (not the system's); others by the system's CAs. Bodies over 4 KiB travel gzip-compressed.
  */
 import http from 'node:http';
 import https from 'node:https';
 import { gzipSync } from 'node:zlib';
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { errorFromBody, PatchwardenError } from '@patchwarden/core';
 
@@ -18,6 +19,61 @@ export interface Response<T> {
 
 const GZIP_OVER = 4096;
 const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 4 }), https: new https.Agent({ keepAlive: true, maxSockets: 4 }) };
+/** origin → an agent that trusts only the CA pinned for that server */
+const pinned = new Map<string, https.Agent>();
+
+/** From now on, `origin` is trusted by this CA certificate only. */
+export function trustServerCa(origin: string, caPem: string): void {
+  pinned.set(new URL(origin).origin, new https.Agent({ keepAlive: true, maxSockets: 4, ca: caPem }));
+}
+
+function connection(url: URL): { mod: typeof http | typeof https; agent: http.Agent } {
+  if (url.protocol !== 'https:') return { mod: http, agent: agents.http };
+  return { mod: https, agent: pinned.get(url.origin) ?? agents.https };
+}
+
+/** SHA-256 of a PEM certificate's DER, lower-case hex. */
+export function certificateSha256(pem: string): string {
+  return createHash('sha256').update(new X509Certificate(pem).raw).digest('hex');
+}
+
+/**
+ * The server's CA certificate, checked against the fingerprint from the enrollment string. This
+ * one request cannot verify the server yet (it is how the agent learns what to verify with); the
+ * fingerprint makes a substitute certificate useless. From then on the CA is pinned.
+ */
+export async function fetchPinnedCa(server: string, sha256: string): Promise<string> {
+  const url = new URL('/api/v1/tls/ca.crt', normalizeServerUrl(server));
+  if (url.protocol !== 'https:') throw new PatchwardenError('E_VALIDATION', 'the enrollment string pins a certificate, but the server URL is not https://', { hint: `use https://${url.host}` });
+  const pem = await new Promise<string>((resolve, reject) => {
+    const req = https.request(url, { method: 'GET', rejectUnauthorized: false, timeout: 30_000, headers: { 'user-agent': 'patchwarden-agent' } }, (res) => {
+      const chunks: Buffer[] = [];
+      let n = 0;
+      res.on('data', (c: Buffer) => {
+        n += c.length;
+        if (n > 64 * 1024) req.destroy(new PatchwardenError('E_PAYLOAD_TOO_LARGE', 'the CA certificate is larger than 64 KiB'));
+        else chunks.push(c);
+      });
+      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new PatchwardenError('E_SERVER_UNREACHABLE', `the server answered ${res.statusCode} for its CA certificate`, { hint: 'is this a Patchwarden server with TLS?' }))));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new PatchwardenError('E_SERVER_UNREACHABLE', `no answer from ${url.origin} within 30 s`)));
+    req.on('error', (err) => reject(err instanceof PatchwardenError ? err : new PatchwardenError('E_SERVER_UNREACHABLE', `cannot reach ${url.origin}: ${err.message}`)));
+    req.end();
+  });
+  let got: string;
+  try {
+    got = certificateSha256(pem);
+  } catch {
+    throw new PatchwardenError('E_SIGNATURE_INVALID', 'the server sent no readable CA certificate');
+  }
+  if (got !== sha256.toLowerCase()) {
+    throw new PatchwardenError('E_DIGEST_MISMATCH', `the server's certificate authority has fingerprint ${got}, not the ${sha256.toLowerCase()} in the enrollment string`, {
+      hint: 'this is not the server the administrator meant (or the string is old): nothing was sent; ask the administrator',
+    });
+  }
+  return pem;
+}
 
 export function normalizeServerUrl(raw: string): URL {
   let url: URL;
@@ -52,8 +108,7 @@ export async function request<T>(
     }
     headers['content-length'] = String(payload.length);
   }
-  const mod = url.protocol === 'https:' ? https : http;
-  const agent = url.protocol === 'https:' ? agents.https : agents.http;
+  const { mod, agent } = connection(url);
   return new Promise((resolve, reject) => {
     const req = mod.request(url, { method, headers, agent, timeout: opts.timeoutMs ?? 60_000 }, (res) => {
       const chunks: Buffer[] = [];
@@ -83,13 +138,23 @@ export async function request<T>(
     req.on('error', (err) => {
       reject(
         new PatchwardenError('E_SERVER_UNREACHABLE', `cannot reach the server at ${url.origin}: ${err.message}`, {
-          hint: 'check the server URL and that the server is running; the agent retries on its own',
+          hint: certificateHint(err) ?? 'check the server URL and that the server is running; the agent retries on its own',
           cause: err,
         }),
       );
     });
     req.end(payload);
   });
+}
+
+/** What to do about a certificate the agent refused (null: not a certificate problem). */
+function certificateHint(err: Error): string | null {
+  const code = (err as { code?: string }).code ?? '';
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return "the server's certificate does not name the host in the URL: use a name it covers, or have the administrator add it (server --tls-names)";
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code)) {
+    return "the server's certificate is not one this agent trusts: enroll with the administrator's enrollment string (it pins the server's certificate authority), or `patchwarden agent trust`";
+  }
+  return null;
 }
 
 function bytesOf(req: http.ClientRequest, payload: Buffer | undefined): number {
@@ -105,8 +170,7 @@ function bytesOf(req: http.ClientRequest, payload: Buffer | undefined): number {
 export async function requestBytes(server: string, path: string, opts: { token?: string; maxBytes: number; timeoutMs?: number }): Promise<Buffer | null> {
   const base = normalizeServerUrl(server);
   const url = new URL(path, base);
-  const mod = url.protocol === 'https:' ? https : http;
-  const agent = url.protocol === 'https:' ? agents.https : agents.http;
+  const { mod, agent } = connection(url);
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { 'user-agent': 'patchwarden-agent', ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) };
     const req = mod.request(url, { method: 'GET', headers, agent, timeout: opts.timeoutMs ?? 60_000 }, (res) => {
@@ -170,8 +234,7 @@ export async function downloadToFile(
   }
   const base = normalizeServerUrl(server);
   const url = new URL(path, base);
-  const mod = url.protocol === 'https:' ? https : http;
-  const agent = url.protocol === 'https:' ? agents.https : agents.http;
+  const { mod, agent } = connection(url);
   const resumedFrom = have < expect.size ? have : 0;
   if (have < expect.size) {
     await new Promise<void>((resolve, reject) => {

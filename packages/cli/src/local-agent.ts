@@ -15,7 +15,7 @@ async function enrollLocal(server: RunningServer, agentDir: string): Promise<voi
   const db = server.database.db;
   const s = await createSecret(db, 'built-in agent (one use)', null, Date.now());
   try {
-    await enrollAgent({ dataDir: agentDir, collect: { root: '/' }, server: server.url, secret: s.secret, installs: false, force: true });
+    await enrollAgent({ dataDir: agentDir, collect: { root: '/' }, server: server.url, secret: s.secret, installs: false, force: true, ...(server.tls ? { caSha256: server.tls.caSha256 } : {}) });
   } finally {
     await revokeSecret(db, s.id, Date.now());
   }
@@ -26,8 +26,13 @@ export async function startBuiltInAgent(server: RunningServer, dataDir: string):
   const collect = { root: '/' };
   if (!stateExists(agentDir)) await enrollLocal(server, agentDir);
   const state = loadState(agentDir);
-  // the server may have moved to another port: the identity stays, the address follows
-  if (state.server !== server.url) saveState(agentDir, { ...state, server: server.url });
+  // the server may have moved to another port or to TLS: the identity stays, the address and the
+  // certificate authority (read from this machine's own data directory) follow
+  const caPem = server.tls?.caPem ?? null;
+  if (state.server !== server.url || state.caPem !== caPem) {
+    saveState(agentDir, { ...state, server: server.url, caPem });
+    loadState(agentDir);
+  }
 
   let first: CheckinResult;
   try {

@@ -58,8 +58,14 @@ export interface EnrollmentSecretInfo {
   revokedAt: string | null;
   lastUsedAt: string | null;
   uses: number;
+  /** after this the secret enrolls nothing (null: until revoked) */
+  expiresAt: string | null;
+  /** how many devices it may enroll in all (null: no limit) */
+  maxUses: number | null;
   /** Present only in the answer that created or rotated it. */
   secret?: string;
+  /** `pw1.SECRET.CA.ROOT`: the secret with what the device must pin (core enrollment.ts); with `secret` only */
+  enrollmentString?: string;
 }
 
 /** GET /api/v1/whoami (see access.ts). */

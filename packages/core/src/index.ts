@@ -24,3 +24,4 @@ export * from './targeting.js';
 export * from './undo.js';
 export * from './access.js';
 export * from './testing/fuzz.js';
+export * from './enrollment.js';

@@ -71,8 +71,8 @@ export interface AppOptions {
   /** where the newest audit link is anchored, outside the database */
   auditAnchorFile?: string;
   auditSinks?: AuditSink[];
-  /** session cookies marked Secure (the server speaks TLS) */
-  secureCookies?: boolean;
+  /** TLS: the key and certificate chain to serve with, and the CA devices pin */
+  tls?: { key: string; cert: string; caPem: string; caSha256: string };
   /** requests per minute and client: sign-in attempts, enrollments, and everything else (0: no limit) */
   rateLimits?: RateLimits;
 }
@@ -95,6 +95,7 @@ export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
             redact: ['req.headers.authorization', 'req.headers.cookie'],
           },
     bodyLimit: 1024 * 1024,
+    ...(opts.tls ? { https: { key: opts.tls.key, cert: opts.tls.cert } } : {}),
     // Every body schema is a strict zod object, which refuses a "__proto__" or "constructor"
     // key like any other unknown key (a test proves it), so the costly text scan for them
     // (two regular expressions over each body) would only repeat that check.
@@ -118,6 +119,7 @@ export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
     version: SERVER_VERSION,
     bus: new EventBus(),
     rateLimits: opts.rateLimits ?? DEFAULT_RATE_LIMITS,
+    tls: opts.tls ? { caPem: opts.tls.caPem, caSha256: opts.tls.caSha256 } : null,
   };
 
   // the signed catalog exists from the first start (local mode signs its own root)
@@ -162,7 +164,7 @@ export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
     version: SERVER_VERSION,
     database: ctx.dialect,
   }));
-  await app.register(accessRoutes(ctx, audit, { secureCookies: opts.secureCookies ?? false, loginPerMinute: limits.loginPerMinute }));
+  await app.register(accessRoutes(ctx, audit, { secureCookies: !!opts.tls, loginPerMinute: limits.loginPerMinute }));
 
   await app.register(checkinRoutes(ctx));
   await app.register(deviceRoutes(ctx));

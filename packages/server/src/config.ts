@@ -30,6 +30,15 @@ export const ServerConfig = z.strictObject({
   upstreamRoot: z.string().min(1).optional(),
   /** minutes between syncs (0: only when asked); the first one runs at start */
   upstreamSyncMinutes: z.coerce.number().int().min(0).max(1440).optional(),
+  /** plain HTTP instead of TLS (tokens and sessions travel in clear text: a lab or a TLS proxy in front only) */
+  insecureHttp: z.preprocess((v) => (v === '1' || v === 'true' ? true : v === '0' || v === 'false' ? false : v), z.boolean()).optional(),
+  /** the administrator's certificate (PEM, with its chain) and key; default: the server's own CA in <dataDir>/tls */
+  tlsCert: z.string().min(1).optional(),
+  tlsKey: z.string().min(1).optional(),
+  /** the certificate devices pin (default: the first in tlsCert, or the server's own CA) */
+  tlsCa: z.string().min(1).optional(),
+  /** extra names and addresses the server's own certificate covers, comma-separated */
+  tlsNames: z.string().max(4000).optional(),
   /** every audit entry also appended to this JSON-lines file */
   auditFile: z.string().min(1).optional(),
   /** every audit entry also sent to syslog: udp://HOST:PORT */
@@ -61,6 +70,11 @@ const ENV: Record<string, keyof ServerConfig> = {
   PATCHWARDEN_UPSTREAM_TOKEN: 'upstreamToken',
   PATCHWARDEN_UPSTREAM_ROOT: 'upstreamRoot',
   PATCHWARDEN_UPSTREAM_SYNC_MINUTES: 'upstreamSyncMinutes',
+  PATCHWARDEN_INSECURE_HTTP: 'insecureHttp',
+  PATCHWARDEN_TLS_CERT: 'tlsCert',
+  PATCHWARDEN_TLS_KEY: 'tlsKey',
+  PATCHWARDEN_TLS_CA: 'tlsCa',
+  PATCHWARDEN_TLS_NAMES: 'tlsNames',
   PATCHWARDEN_AUDIT_FILE: 'auditFile',
   PATCHWARDEN_AUDIT_SYSLOG: 'auditSyslog',
   PATCHWARDEN_LOGIN_PER_MINUTE: 'loginPerMinute',
@@ -107,6 +121,8 @@ export function loadServerConfig(input: {
       hint: 'the central server\'s administrator makes the site token (POST /api/v1/sites); pin its root with the root.json file or sha256:HEX',
     });
   }
+  if (!!c.tlsCert !== !!c.tlsKey) throw new PatchwardenError('E_CONFIG_INVALID', '--tls-cert and --tls-key go together', { hint: 'give both, or neither to use the server\'s own certificate authority' });
+  if (c.insecureHttp && c.tlsCert) throw new PatchwardenError('E_CONFIG_INVALID', '--insecure-http and --tls-cert contradict each other');
   if (c.upstreamToken && !c.upstream) throw new PatchwardenError('E_CONFIG_INVALID', '--upstream-token needs --upstream URL');
   return { ...c, dataDir: resolve(c.dataDir), ...(c.auditFile ? { auditFile: resolve(c.auditFile) } : {}), ...(c.upstreamRoot && !c.upstreamRoot.startsWith('sha256:') ? { upstreamRoot: resolve(c.upstreamRoot) } : {}) };
 }

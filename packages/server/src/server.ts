@@ -14,6 +14,7 @@ import { fileSink, syslogSink } from './audit/sinks.js';
 import type { AuditSink } from './audit/log.js';
 import { DEFAULT_RATE_LIMITS } from './http/context.js';
 import { randomBytes } from 'node:crypto';
+import { loadAdminTls, loadOrCreateTls, type TlsMaterial } from './tls/ca.js';
 import { ADMIN_TOKEN_FILE, FIRST_PASSWORD_FILE } from '@patchwarden/core';
 import { Cron } from 'croner';
 import { dayOf, recordHistory } from './compliance/history.js';
@@ -28,6 +29,8 @@ export interface RunningServer {
   firstAdminToken: string | null;
   /** Set when this start created the first user (`admin`): its password is in this file. */
   firstUserPasswordFile: string | null;
+  /** the certificate devices pin (null: plain HTTP by the administrator's choice) */
+  tls: { caSha256: string; caPem: string; names: string[]; notAfter: string } | null;
   adminTokenFile: string | null;
   close(): Promise<void>;
 }
@@ -53,6 +56,10 @@ export async function startServer(config: ServerConfig, opts: { now?: () => numb
     firstUserPasswordFile = join(config.dataDir, FIRST_PASSWORD_FILE);
     writeFileSync(firstUserPasswordFile, `${password}\n`, { mode: 0o600 });
   }
+  // TLS unless the administrator said otherwise: their certificate, or the server's own CA
+  let tls: TlsMaterial | null = null;
+  if (config.tlsCert && config.tlsKey) tls = loadAdminTls(config.tlsCert, config.tlsKey, config.tlsCa);
+  else if (!config.insecureHttp) tls = await loadOrCreateTls(config.dataDir, { names: (config.tlsNames ?? '').split(',').map((n) => n.trim()).filter(Boolean) });
   const auditSinks: AuditSink[] = [];
   if (config.auditFile) auditSinks.push(fileSink(config.auditFile));
   // a local server pins the central root and holds no catalog key; a central one keeps its
@@ -75,6 +82,7 @@ export async function startServer(config: ServerConfig, opts: { now?: () => numb
     logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
     ...(opts.now ? { now: opts.now } : {}),
     ...(opts.testClock ? { testClock: opts.testClock } : {}),
+    ...(tls ? { tls } : {}),
     auditKey: loadOrCreateAuditKey(config.dataDir),
     auditAnchorFile: join(config.dataDir, AUDIT_ANCHOR_FILE),
     auditSinks,
@@ -139,7 +147,8 @@ export async function startServer(config: ServerConfig, opts: { now?: () => numb
   return {
     app,
     database,
-    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+    url: `${tls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+    tls: tls ? { caSha256: tls.caSha256, caPem: tls.caPem, names: tls.names, notAfter: tls.notAfter } : null,
     firstAdminToken,
     adminTokenFile,
     firstUserPasswordFile,

@@ -206,9 +206,11 @@ export function adminCommands(program: Command): void {
   type Secret = EnrollmentSecretInfo;
   const showSecret = (s: Secret, f: Flags) => {
     if (f.json) return printJson(s);
-    console.log(`enrollment secret ${s.id} (${s.name}${s.group ? `, joins group ${s.group.name}` : ''})`);
-    console.log(`  secret: ${s.secret}`);
-    console.log('  shown only now: store it safely. Enroll with: patchwarden agent enroll --server URL --secret <secret>');
+    const limits = [s.maxUses !== null ? `${s.maxUses} device(s)` : null, s.expiresAt ? `until ${s.expiresAt}` : null].filter(Boolean).join(', ');
+    console.log(`enrollment secret ${s.id} (${s.name}${s.group ? `, joins group ${s.group.name}` : ''}${limits ? `; ${limits}` : ''})`);
+    console.log(`  enrollment string: ${s.enrollmentString ?? s.secret}`);
+    console.log('  shown only now: store it safely. It holds the secret and the fingerprints the device pins. On a device:');
+    console.log(`  patchwarden agent enroll --server ${client(f).server} --enrollment-string '<enrollment string>'`);
   };
   withClient(secrets.command('list').description('list secrets (never their values)')).action(async (f: Flags) => {
     const res = await client(f).call<{ items: Secret[] }>('GET', '/api/v1/enrollment-secrets');
@@ -220,13 +222,23 @@ export function adminCommands(program: Command): void {
       { header: 'group', get: (s) => s.group?.name },
       { header: 'uses', get: (s) => s.uses, align: 'right' },
       { header: 'last used', get: (s) => (s.lastUsedAt ? ago(s.lastUsedAt) : 'never') },
-      { header: 'status', get: (s) => (s.revokedAt ? 'revoked' : 'active') },
+      { header: 'limits', get: (s) => [s.maxUses !== null ? `${s.uses}/${s.maxUses}` : null, s.expiresAt ? `until ${s.expiresAt.slice(0, 10)}` : null].filter(Boolean).join(', ') },
+      { header: 'status', get: (s) => (s.revokedAt ? 'revoked' : s.expiresAt && Date.parse(s.expiresAt) <= Date.now() ? 'expired' : s.maxUses !== null && s.uses >= s.maxUses ? 'used up' : 'active') },
     ]));
   });
   withClient(secrets.command('create').description('create a secret (its value is shown once)').argument('<name>', 'what it is for'))
     .option('--group <group>', 'devices enrolled with it join this group')
-    .action(async (name: string, f: Flags & { group?: string }) => {
-      showSecret(await client(f).call<Secret>('POST', '/api/v1/enrollment-secrets', { name, group: f.group ?? null }), f);
+    .option('--expires-days <n>', 'it enrolls nothing after this many days')
+    .option('--max-uses <n>', 'it enrolls at most this many devices')
+    .action(async (name: string, f: Flags & { group?: string; expiresDays?: string; maxUses?: string }) => {
+      const n = (v: string | undefined, what: string) => {
+        if (v === undefined) return undefined;
+        const x = Number(v);
+        if (!Number.isInteger(x) || x < 1) throw new PatchwardenError('E_VALIDATION', `${what} takes a whole number of at least 1`);
+        return x;
+      };
+      const body = { name, group: f.group ?? null, expiresInDays: n(f.expiresDays, '--expires-days'), maxUses: n(f.maxUses, '--max-uses') };
+      showSecret(await client(f).call<Secret>('POST', '/api/v1/enrollment-secrets', body), f);
     });
   withClient(secrets.command('rotate').description('give a secret a new value; the old value stops working').argument('<id>', 'secret id')).action(
     async (id: string, f: Flags) => showSecret(await client(f).call<Secret>('POST', `/api/v1/enrollment-secrets/${enc(id)}/rotate`), f),

@@ -38,29 +38,59 @@ export function agentCommands(program: Command): void {
     agent
       .command('enroll')
       .description('enroll this device with a server, using an enrollment secret from an administrator')
-      .requiredOption('--server <url>', 'server URL, e.g. http://patchwarden.example:8060')
-      .requiredOption('--secret <secret>', 'enrollment secret (`patchwarden secrets create` makes one)')
+      .requiredOption('--server <url>', 'server URL, e.g. https://patchwarden.example:8060')
+      .option('--enrollment-string <pw1…>', 'what the administrator gave you: the secret with the fingerprints of the server\'s certificate authority and catalog root, both checked before the secret is sent')
+      .option('--secret <secret>', 'an enrollment secret alone (`patchwarden secrets create` makes one); prefer --enrollment-string')
       .option('--force', 'enroll again as a new device even if this data directory is enrolled')
       .option('--root-sha256 <hex>', "the catalog root's fingerprint, from the administrator: checked before the secret is sent")
+      .option('--ca-sha256 <hex>', "the server's certificate authority fingerprint: the connection is verified against it")
       .option('--installs', 'let this agent run install and undo jobs (default: report only)'),
-  ).action(async (flags: CollectFlags & { server: string; secret: string; force?: boolean; rootSha256?: string; installs?: boolean }) => {
+  ).action(async (flags: CollectFlags & { server: string; secret?: string; enrollmentString?: string; force?: boolean; rootSha256?: string; caSha256?: string; installs?: boolean }) => {
     const { enrollAgent } = await import('@patchwarden/agent');
+    const { parseEnrollmentString } = await import('@patchwarden/core');
+    const e = flags.enrollmentString ? parseEnrollmentString(flags.enrollmentString) : null;
+    const secret = e?.secret ?? flags.secret;
+    if (!secret) throw new PatchwardenError('E_VALIDATION', 'no enrollment secret', { hint: 'pass --enrollment-string (or --secret) from the administrator' });
+    const rootSha256 = flags.rootSha256 ?? e?.rootSha256 ?? undefined;
+    const caSha256 = flags.caSha256 ?? e?.caSha256 ?? undefined;
     const state = await enrollAgent({
       dataDir: flags.dataDir,
       collect: collectOf(flags),
       server: flags.server,
-      secret: flags.secret,
+      secret,
       force: !!flags.force,
       installs: !!flags.installs,
-      ...(flags.rootSha256 ? { rootSha256: flags.rootSha256 } : {}),
+      ...(rootSha256 ? { rootSha256 } : {}),
+      ...(caSha256 ? { caSha256 } : {}),
     });
     if (flags.json) return printJson({ deviceId: state.deviceId, server: state.server, catalogRoot: state.catalogRoot });
-    console.log(`enrolled as device ${state.deviceId} with ${state.server}`);
+    console.log(`enrolled as device ${state.deviceId} with ${state.server}${caSha256 ? ' (its certificate authority pinned)' : ''}`);
     if (state.catalogRoot) {
-      console.log(`catalog root pinned: version ${state.catalogRoot.version}, sha256 ${state.catalogRoot.sha256}${flags.rootSha256 ? ' (as expected)' : ' (compare it with the administrator\'s)'}`);
+      console.log(`catalog root pinned: version ${state.catalogRoot.version}, sha256 ${state.catalogRoot.sha256}${rootSha256 ? ' (as expected)' : ' (compare it with the administrator\'s)'}`);
     } else console.log('the server has no catalog root yet: pin it later with `patchwarden agent pin-root`');
     console.log(`next: \`patchwarden agent run --data-dir ${flags.dataDir}\``);
   });
+
+  agent
+    .command('trust')
+    .description("move an enrolled agent to the server's TLS address and pin its certificate authority (no new enrollment: same device, same history)")
+    .requiredOption('--server <url>', 'the https:// address of the same server')
+    .requiredOption('--ca-sha256 <hex>', "the fingerprint of the server's certificate authority (`patchwarden server` prints it)")
+    .option('--data-dir <dir>', "the agent's data directory", process.env.PATCHWARDEN_AGENT_DATA_DIR ?? DEFAULT_AGENT_DIR)
+    .option('--json', 'print JSON')
+    .addHelpText('after', '\nFor agents enrolled before the server spoke TLS: run it once per device (e.g. from your configuration management).\nThe agent checks its own credentials over the new address before it keeps it.')
+    .action(async (flags: { server: string; caSha256: string; dataDir: string; json?: boolean }) => {
+      const { fetchPinnedCa, loadState, normalizeServerUrl, request, saveState, trustServerCa } = await import('@patchwarden/agent');
+      const state = loadState(flags.dataDir);
+      const server = normalizeServerUrl(flags.server).origin;
+      const caPem = await fetchPinnedCa(server, flags.caSha256);
+      trustServerCa(server, caPem);
+      // the device's own credential must work there: the same server, not merely one with that CA
+      await request(server, 'GET', '/api/v1/agent/jobs?wait=0&installs=false', { token: state.token });
+      saveState(flags.dataDir, { ...state, server, caPem });
+      if (flags.json) return printJson({ deviceId: state.deviceId, server, caSha256: flags.caSha256.toLowerCase() });
+      console.log(`device ${state.deviceId} now reaches ${server}, trusting only the pinned certificate authority`);
+    });
 
   agent
     .command('pin-root')

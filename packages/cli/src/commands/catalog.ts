@@ -14,7 +14,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Command } from 'commander';
 import { ADMIN_TOKEN_FILE, DEFAULT_DATA_DIR, errorFromBody, type ErrorCode, PatchManifest, PatchwardenError, Platform, type PatchManifest as Manifest } from '@patchwarden/core';
 import type { AptImport, AptRelease, FeedImport, FeedProblem } from '@patchwarden/server';
-import { ApiClient, withClient, type ClientOptions } from '../client.js';
+import { ApiClient, cliFetch, withClient, type ClientOptions } from '../client.js';
 import { printJson, table } from '../output.js';
 
 /** The catalog file: what `--out` writes and `scan --catalog` reads. */
@@ -458,11 +458,11 @@ async function rawCall(f: ClientOptions, method: string, path: string, init: { b
   const { server, token } = endpoint(f);
   let res: Response;
   try {
-    res = await fetch(server + path, {
+    res = await cliFetch(server + path, {
       method,
       headers: { authorization: `Bearer ${token}`, ...(init.contentType ? { 'content-type': init.contentType } : {}) },
       ...(init.body ? { body: init.body, duplex: 'half' } : {}),
-    } as RequestInit);
+    } as RequestInit, f);
   } catch (err) {
     throw new PatchwardenError('E_SERVER_UNREACHABLE', `cannot reach ${server}: ${(err as Error).cause ?? (err as Error).message}`, { hint: 'is the server running? Pass --server URL' });
   }

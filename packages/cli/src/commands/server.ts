@@ -18,6 +18,16 @@ interface ServerFlags {
   upstreamRoot?: string;
   upstreamSyncMinutes?: string;
   testClock?: boolean;
+  insecureHttp?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  tlsNames?: string;
+  auditFile?: string;
+  auditSyslog?: string;
+  loginPerMinute?: string;
+  enrollPerMinute?: string;
+  apiPerMinute?: string;
 }
 
 function serverOptions(cmd: Command): Command {
@@ -33,6 +43,16 @@ function serverOptions(cmd: Command): Command {
     .option('--upstream-token <token>', 'the site token (pws_…) the central server made for this site (or $PATCHWARDEN_UPSTREAM_TOKEN)')
     .option('--upstream-root <file|sha256:hex>', "the central root this server trusts first: its root.json, or sha256:HEX of it (alone: an air-gapped site that imports export files)")
     .option('--upstream-sync-minutes <n>', 'minutes between syncs from the upstream (default 5; 0: only `patchwarden catalog sync`)')
+    .option('--insecure-http', 'plain HTTP instead of TLS: tokens and passwords travel in clear text (a lab, or behind a TLS proxy)')
+    .option('--tls-cert <file>', "your own certificate (PEM, with its chain) instead of the server's own CA")
+    .option('--tls-key <file>', 'the key of --tls-cert')
+    .option('--tls-ca <file>', 'the certificate devices pin (default: the first in --tls-cert)')
+    .option('--tls-names <list>', "extra host names and addresses the server's own certificate covers (comma-separated)")
+    .option('--audit-file <file>', 'also append every audit entry to this JSON-lines file')
+    .option('--audit-syslog <udp://host:port>', 'also send every audit entry to syslog (RFC 5424 over UDP)')
+    .option('--login-per-minute <n>', 'sign-in attempts a minute per address (default 10; 0: no limit)')
+    .option('--enroll-per-minute <n>', 'enrollments a minute per address (default 600; 0: no limit)')
+    .option('--api-per-minute <n>', 'requests a minute per credential or address on every other route (default 6000; 0: no limit)')
     .option('--test-clock', 'for tests only: a clock that POST /api/v1/test/clock moves forward (bakes and deadlines in seconds)');
 }
 
@@ -50,6 +70,16 @@ async function start(flags: ServerFlags, defaults: { logLevel: string }) {
       upstreamToken: flags.upstreamToken,
       upstreamRoot: flags.upstreamRoot,
       upstreamSyncMinutes: flags.upstreamSyncMinutes,
+      insecureHttp: flags.insecureHttp,
+      tlsCert: flags.tlsCert,
+      tlsKey: flags.tlsKey,
+      tlsCa: flags.tlsCa,
+      tlsNames: flags.tlsNames,
+      auditFile: flags.auditFile,
+      auditSyslog: flags.auditSyslog,
+      loginPerMinute: flags.loginPerMinute,
+      enrollPerMinute: flags.enrollPerMinute,
+      apiPerMinute: flags.apiPerMinute,
     },
     ...(flags.config ? { configFile: flags.config } : {}),
   });
@@ -76,7 +106,7 @@ async function catalogLine(server: RunningServer): Promise<string | null> {
   return `  Root:      sha256 ${sha}\n             (${where}; agents check it with \`agent enroll --root-sha256 …\`)`;
 }
 
-function printBanner(url: string, dataDir: string, dbLocation: string, dialect: string, firstToken: string | null, passwordFile: string | null) {
+function printBanner(url: string, dataDir: string, dbLocation: string, dialect: string, firstToken: string | null, passwordFile: string | null, tls: RunningServer['tls']) {
   const rel = relative(process.cwd(), dataDir) || '.';
   console.log(`\nPatchwarden is running.`);
   if (passwordFile) {
@@ -97,6 +127,11 @@ function printBanner(url: string, dataDir: string, dbLocation: string, dialect: 
     );
   }
   console.log(`  API docs:  ${url}/api/docs`);
+  if (tls) {
+    console.log(`  TLS:       certificate authority sha256 ${tls.caSha256}`);
+    console.log(`             (${join(rel, 'tls', 'ca.crt')} unless you gave --tls-cert: import it into your browser to trust the console;`);
+    console.log('              enrollment strings carry this fingerprint, so devices pin it)');
+  } else console.log('  TLS:       off (--insecure-http): tokens and passwords travel in clear text');
   console.log(`  Database:  ${dialect === 'sqlite' ? 'SQLite' : 'PostgreSQL'} ${dialect === 'sqlite' ? relative(process.cwd(), dbLocation) : dbLocation}`);
 }
 
@@ -113,7 +148,7 @@ function printUpstream(config: { upstream?: string | undefined; upstreamRoot?: s
 export function serverCommands(program: Command): void {
   serverOptions(program.command('server').description('run the Patchwarden server (API and console)')).action(async (flags: ServerFlags) => {
     const { config, server } = await start(flags, { logLevel: 'info' });
-    printBanner(server.url, config.dataDir, server.database.location, server.database.dialect, server.firstAdminToken, server.firstUserPasswordFile);
+    printBanner(server.url, config.dataDir, server.database.location, server.database.dialect, server.firstAdminToken, server.firstUserPasswordFile, server.tls);
     const root = await catalogLine(server);
     if (root) console.log(root);
     printUpstream(config);
@@ -128,7 +163,7 @@ export function serverCommands(program: Command): void {
     .option('--no-import', "do not import this machine's apt lists as a first catalog")
     .action(async (flags: ServerFlags & { agent: boolean; import: boolean }) => {
       const { config, server } = await start(flags, { logLevel: 'warn' });
-      printBanner(server.url, config.dataDir, server.database.location, server.database.dialect, server.firstAdminToken, server.firstUserPasswordFile);
+      printBanner(server.url, config.dataDir, server.database.location, server.database.dialect, server.firstAdminToken, server.firstUserPasswordFile, server.tls);
       const root = await catalogLine(server);
       if (root) console.log(root);
       if (flags.agent) {

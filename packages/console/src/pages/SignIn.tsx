@@ -87,7 +87,7 @@ export function SignInPage({ notice }: Props) {
           <button type="submit" className="button button--primary button--block" disabled={busy}>
             {busy ? 'Checking…' : 'Sign in'}
           </button>
-          <button type="button" className="button button--quiet button--block"
+          <button type="button" className="link-button signin__switch"
             onClick={() => { setMode(mode === 'password' ? 'token' : 'password'); setError(null); }}>
             {mode === 'password' ? 'Use an API token instead' : 'Use a user name and password'}
           </button>

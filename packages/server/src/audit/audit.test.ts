@@ -7,7 +7,7 @@ import { testDatabases } from '../testing/databases.js';
 import { buildApp, type PatchwardenApp } from '../app.js';
 import { createAdminToken } from '../auth/store.js';
 import type { Database } from '../db/database.js';
-import { entryHash, readAnchor, seal } from './chain.js';
+import { entryHash, GENESIS, readAnchor, seal, stableJson } from './chain.js';
 import { AuditLog } from './log.js';
 import { fileSink, parseSyslogUrl, syslogLine, syslogSink } from './sinks.js';
 
@@ -121,6 +121,15 @@ for (const tdb of testDatabases) {
     });
   });
 }
+
+describe('entry hashes', () => {
+  it('take any JSON a request carries, fractions included, with keys in one order', () => {
+    expect(stableJson({ b: [1.5, { d: 0.2, c: null }], a: 'x', u: undefined })).toBe('{"a":"x","b":[1.5,{"c":null,"d":0.2}]}');
+    const f = { at: 1, actor: { kind: 'user' as const, id: null, name: 'a' }, action: 'POST /api/v1/deployments', target: null, detail: { request: { failureThreshold: 0.2 } }, ip: null };
+    expect(entryHash(GENESIS, 1, f)).toMatch(/^[0-9a-f]{64}$/);
+    expect(entryHash(GENESIS, 1, f)).not.toBe(entryHash(GENESIS, 1, { ...f, detail: { request: { failureThreshold: 0.3 } } }));
+  });
+});
 
 describe('syslog lines', () => {
   it('follows RFC 5424 and escapes structured data', () => {

@@ -8,7 +8,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { canonicalJson, PatchwardenError } from '@patchwarden/core';
+import { PatchwardenError } from '@patchwarden/core';
 
 export const GENESIS = '0'.repeat(64);
 export const AUDIT_KEY_FILE = join('keys', 'audit.key');
@@ -37,8 +37,21 @@ export interface AuditEntry extends AuditFields {
   mac: string;
 }
 
+/**
+ * JSON with keys sorted at every level. Unlike the catalog's canonical JSON it takes any number
+ * a request may carry (a failure threshold of 0.2): JavaScript prints each number one way only.
+ */
+export function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((v) => stableJson(v ?? null)).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value ?? null);
+}
+
 export function entryHash(prevHash: string, seq: number, f: AuditFields): string {
-  const body = canonicalJson({ seq, at: f.at, actor: f.actor, action: f.action, target: f.target, detail: f.detail ?? null, ip: f.ip });
+  const body = stableJson({ seq, at: f.at, actor: f.actor, action: f.action, target: f.target, detail: f.detail ?? null, ip: f.ip });
   return createHash('sha256').update(prevHash).update('\n').update(body).digest('hex');
 }
 

@@ -18,7 +18,7 @@ declare module 'fastify' {
   }
 }
 
-const SECRET_KEY = /token|secret|password|private|^key$|csrf|cookie|authorization/i;
+const SECRET_KEY = /token|secret|password|private|^key$|csrf|cookie|authorization|enrollmentString/i;
 const MAX_DETAIL = 8 * 1024;
 
 /** A copy with secret-looking fields replaced, strings and arrays cut to a readable size. */

@@ -84,7 +84,7 @@ function systemColumns(system: SystemFacts, systemHash: string) {
 }
 
 export async function enroll(ctx: CheckinContext, req: EnrollRequest): Promise<EnrollResponse> {
-  const secret = await useSecret(ctx.db, req.secret);
+  const secret = await useSecret(ctx.db, req.secret, ctx.now());
   if (!secret) {
     throw new PatchwardenError('E_ENROLLMENT_SECRET_INVALID', 'the enrollment secret is not valid (unknown, rotated or revoked)', {
       hint: 'ask an administrator for a current secret (`patchwarden secrets create`)',
@@ -115,11 +115,15 @@ export async function enroll(ctx: CheckinContext, req: EnrollRequest): Promise<E
         inventory_message: null,
       })
       .execute();
-    await tx
+    // counted in the same transaction, and only while uses remain: two devices racing for the
+    // last use of a secret cannot both get it
+    let bump = tx
       .updateTable('enrollment_secrets')
       .set((eb) => ({ uses: eb('uses', '+', 1), last_used_at: now }))
-      .where('id', '=', secret.id)
-      .execute();
+      .where('id', '=', secret.id);
+    if (secret.maxUses !== null) bump = bump.where('uses', '<', secret.maxUses);
+    const r = await bump.executeTakeFirst();
+    if (Number(r.numUpdatedRows) !== 1) throw new PatchwardenError('E_ENROLLMENT_SECRET_INVALID', 'the enrollment secret has enrolled all the devices it may', { hint: 'ask an administrator for a new secret' });
   });
   return { deviceId: id, token, checkinIntervalSeconds: ctx.checkinIntervalSeconds };
 }

@@ -545,6 +545,21 @@ const accessAndAudit = (): Migration => ({
   },
 });
 
+/**
+ * Enrollment secrets that expire and run out; devices that hold a key pair of their own (the
+ * public half here), and re-enrollments of a known machine that wait for an administrator.
+ */
+const deviceTrust = (): Migration => ({
+  async up(db: Db) {
+    await db.schema.alterTable('enrollment_secrets').addColumn('expires_at', 'bigint').execute();
+    await db.schema.alterTable('enrollment_secrets').addColumn('max_uses', 'integer').execute();
+    await db.schema.alterTable('devices').addColumn('public_key', 'text').execute();
+    await db.schema.alterTable('devices').addColumn('machine_id', 'text').execute();
+    await db.schema.alterTable('devices').addColumn('duplicate_of', 'text').execute();
+    await db.schema.createIndex('devices_machine').on('devices').column('machine_id').execute();
+  },
+});
+
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations() {
@@ -561,6 +576,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
         '0010_job_counts': jobCounts(),
         '0011_scan_requests': scanRequests(),
         '0012_access_audit': accessAndAudit(),
+        '0013_device_trust': deviceTrust(),
       };
     },
   };

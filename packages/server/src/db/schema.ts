@@ -50,6 +50,8 @@ export interface EnrollmentSecretsTable {
   revoked_at: number | null;
   last_used_at: number | null;
   uses: number;
+  expires_at: number | null;
+  max_uses: number | null;
 }
 
 export interface AdminTokensTable {

@@ -11,7 +11,7 @@ export async function listSecrets(db: Kysely<DB>): Promise<EnrollmentSecretInfo[
   const rows = await db
     .selectFrom('enrollment_secrets as s')
     .leftJoin('groups as g', 'g.id', 's.group_id')
-    .select(['s.id', 's.name', 's.group_id', 'g.name as group_name', 's.created_at', 's.rotated_at', 's.revoked_at', 's.last_used_at', 's.uses'])
+    .select(['s.id', 's.name', 's.group_id', 'g.name as group_name', 's.created_at', 's.rotated_at', 's.revoked_at', 's.last_used_at', 's.uses', 's.expires_at', 's.max_uses'])
     .orderBy('s.created_at')
     .execute();
   return rows.map((r) => ({
@@ -23,6 +23,8 @@ export async function listSecrets(db: Kysely<DB>): Promise<EnrollmentSecretInfo[
     revokedAt: iso(r.revoked_at),
     lastUsedAt: iso(r.last_used_at),
     uses: r.uses,
+    expiresAt: iso(r.expires_at),
+    maxUses: r.max_uses,
   }));
 }
 
@@ -38,13 +40,14 @@ export async function createSecret(
   name: string,
   group: string | null,
   now: number,
+  limits: { expiresAt?: number | null; maxUses?: number | null } = {},
 ): Promise<EnrollmentSecretInfo & { secret: string }> {
   const groupId = group === null ? null : (await findGroup(db, group)).id;
   const secret = newToken('enroll');
   const id = newId();
   await db
     .insertInto('enrollment_secrets')
-    .values({ id, name, secret_hash: hashToken(secret), group_id: groupId, created_at: now, uses: 0 })
+    .values({ id, name, secret_hash: hashToken(secret), group_id: groupId, created_at: now, uses: 0, expires_at: limits.expiresAt ?? null, max_uses: limits.maxUses ?? null })
     .execute();
   return { ...(await getSecret(db, id)), secret };
 }
@@ -64,13 +67,23 @@ export async function revokeSecret(db: Kysely<DB>, id: string, now: number): Pro
   return getSecret(db, id);
 }
 
-/** The secret's record if the value is valid and not revoked. */
-export async function useSecret(db: Kysely<DB>, secret: string): Promise<{ id: string; groupId: string | null } | null> {
+/**
+ * The secret's record if the value is valid, not revoked, not expired and not used up; an
+ * expired or used-up secret says so (the administrator then knows to make a new one).
+ */
+export async function useSecret(db: Kysely<DB>, secret: string, now: number): Promise<{ id: string; groupId: string | null; maxUses: number | null } | null> {
   const row = await db
     .selectFrom('enrollment_secrets')
-    .select(['id', 'group_id'])
+    .select(['id', 'name', 'group_id', 'expires_at', 'max_uses', 'uses'])
     .where('secret_hash', '=', hashToken(secret))
     .where('revoked_at', 'is', null)
     .executeTakeFirst();
-  return row ? { id: row.id, groupId: row.group_id } : null;
+  if (!row) return null;
+  if (row.expires_at !== null && row.expires_at <= now) {
+    throw new PatchwardenError('E_ENROLLMENT_SECRET_INVALID', `the enrollment secret '${row.name}' expired on ${new Date(row.expires_at).toISOString()}`, { hint: 'ask an administrator for a current secret' });
+  }
+  if (row.max_uses !== null && row.uses >= row.max_uses) {
+    throw new PatchwardenError('E_ENROLLMENT_SECRET_INVALID', `the enrollment secret '${row.name}' has enrolled its ${row.max_uses} device(s)`, { hint: 'ask an administrator for a new secret' });
+  }
+  return { id: row.id, groupId: row.group_id, maxUses: row.max_uses };
 }

@@ -23,6 +23,8 @@ export interface AppContext {
   /** live events for the console (console-api/bus.ts) */
   bus?: EventBus;
   rateLimits: RateLimits;
+  /** the CA devices pin, when the server speaks TLS */
+  tls: { caPem: string; caSha256: string } | null;
 }
 
 /** Requests per minute and client (0: no limit). */

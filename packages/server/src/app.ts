@@ -46,6 +46,7 @@ import { consoleApiRoutes, EventBus } from './console-api/routes.js';
 import { AuditLog, type AuditSink } from './audit/log.js';
 import { registerAuditTrail } from './audit/record.js';
 import { accessRoutes } from './auth/routes.js';
+import { SESSION_COOKIE } from './auth/sessions.js';
 
 export const SERVER_VERSION = '0.1.0';
 
@@ -137,7 +138,7 @@ export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
     global: limits.apiPerMinute > 0,
     max: limits.apiPerMinute || 1,
     timeWindow: 60_000,
-    keyGenerator: (req) => req.headers.authorization ?? req.cookies?.pw_session ?? req.ip,
+    keyGenerator: (req) => req.headers.authorization ?? req.cookies?.[SESSION_COOKIE] ?? req.ip,
     errorResponseBuilder: (_req, ctx) => {
       const err = new PatchwardenError('E_RATE_LIMITED', `too many requests: at most ${ctx.max} a minute from one client`, { hint: `wait ${Math.ceil(ctx.ttl / 1000)} s and try again` });
       return Object.assign(err, { statusCode: 429 });

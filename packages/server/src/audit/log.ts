@@ -86,7 +86,7 @@ export class AuditLog {
     if (q.action) base = base.where('action', '=', q.action);
     if (q.since !== undefined) base = base.where('at', '>=', q.since);
     // the actor's name exactly, as it stands in its JSON (LIKE wildcards in it are literal)
-    if (q.actor) base = base.where('actor_json', 'like', sql<string>`${`%"name":${JSON.stringify(q.actor)}%`.replace(/[!%_]/g, (c, i: number, all: string) => (i === 0 || i === all.length - 1 ? c : `!${c}`))} escape '!'`);
+    if (q.actor) base = base.where('actor_json', 'like', sql<string>`${`%${`"name":${JSON.stringify(q.actor)}`.replace(/[!%_]/g, (c) => `!${c}`)}%`} escape '!'`);
     const [rows, total] = await Promise.all([
       base.selectAll().orderBy('seq', 'desc').limit(q.limit).offset(q.offset).execute(),
       base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),

@@ -5,14 +5,14 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { FastifyRequest } from 'fastify';
-import { Password, PatchwardenError, PermissionName, RoleName, UserName, type WhoAmI } from '@patchwarden/core';
+import { Password, PatchwardenError, PERMISSION_NAMES, PermissionName, RoleName, UserName, type WhoAmI } from '@patchwarden/core';
 import { can, requireAdmin } from '../http/auth.js';
 import type { AppContext } from '../http/context.js';
 import type { AuditLog } from '../audit/log.js';
 import { actorOf } from '../audit/record.js';
 import { createSession, endSession, findSession, SESSION_COOKIE, SESSION_LIMITS } from './sessions.js';
 import { createAdminToken, listTokens, revokeToken, type AdminIdentity } from './store.js';
-import { authenticate, createUser, getUser, listUsers, updateUser } from './users.js';
+import { authenticate, createUser, getUser, groupNamesOf, listUsers, updateUser } from './users.js';
 
 const GroupRefs = z.array(z.string().min(1).max(200)).max(100);
 
@@ -28,12 +28,6 @@ export function whoAmI(a: AdminIdentity, groupNames: string[] | null): WhoAmI {
     expiresAt: a.expiresAt === null ? null : new Date(a.expiresAt).toISOString(),
     ...(a.csrf ? { csrf: a.csrf } : {}),
   };
-}
-
-async function namesOf(ctx: AppContext, ids: string[] | null): Promise<string[] | null> {
-  if (ids === null) return null;
-  if (ids.length === 0) return [];
-  return (await ctx.db.selectFrom('groups').select('name').where('id', 'in', ids).execute()).map((r) => r.name).sort();
 }
 
 export function accessRoutes(ctx: AppContext, audit: AuditLog, opts: { secureCookies: boolean; loginPerMinute: number }): FastifyPluginAsyncZod {
@@ -79,7 +73,7 @@ export function accessRoutes(ctx: AppContext, audit: AuditLog, opts: { secureCoo
     });
     app.get('/api/v1/whoami', { config: can('view'), schema: { tags: ['access'], summary: 'Who the caller is: user or token, role, permissions, groups (and the CSRF token of a session)' } }, async (req) => {
       const a = requireAdmin(req);
-      return whoAmI(a, await namesOf(ctx, a.groups));
+      return whoAmI(a, await groupNamesOf(db, a.groups));
     });
 
     // ── users ──
@@ -145,7 +139,7 @@ export function accessRoutes(ctx: AppContext, audit: AuditLog, opts: { secureCoo
         const expiresAt = b.expiresInDays ? ctx.now() + b.expiresInDays * 86_400_000 : null;
         const t = await createAdminToken(db, b.name, ctx.now(), {
           ...(b.service ? { role: b.service.role } : { userId: a.userId }),
-          scopes: b.scopes || a.permissions.length < 7 ? wanted : null,
+          scopes: b.scopes || a.permissions.length < PERMISSION_NAMES.length ? wanted : null,
           expiresAt,
         });
         return reply.status(201).send({ id: t.id, token: t.token, name: b.name, scopes: wanted, expiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString() });

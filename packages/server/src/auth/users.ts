@@ -36,8 +36,8 @@ async function groupIds(db: Db, refs: string[] | null | undefined): Promise<stri
   return JSON.stringify(ids);
 }
 
-async function groupNames(db: Db, json: string | null): Promise<string[] | null> {
-  const ids = parseList(json);
+/** Group ids as names, sorted (null stays null: the whole fleet). */
+export async function groupNamesOf(db: Db, ids: string[] | null): Promise<string[] | null> {
   if (ids === null) return null;
   if (ids.length === 0) return [];
   const rows = await db.selectFrom('groups').select(['id', 'name']).where('id', 'in', ids).execute();
@@ -60,7 +60,7 @@ async function info(db: Db, r: UserRow, now: number): Promise<UserInfo> {
     id: r.id,
     name: r.name,
     role: asRole(r.role),
-    groups: await groupNames(db, r.groups_json),
+    groups: await groupNamesOf(db, parseList(r.groups_json)),
     createdAt: iso(r.created_at)!,
     lastLoginAt: iso(r.last_login_at),
     disabled: r.disabled_at !== null,

@@ -70,7 +70,7 @@ async function activeSite(db: Kysely<DB>, token: string): Promise<SiteIdentity |
 
 function permitted(who: AdminIdentity, permission: Permission): AdminIdentity {
   if (!who.permissions.includes(permission)) {
-    const as = who.via === 'token' ? `the token '${who.name}' (${who.role}${who.permissions.length < 7 ? `, may ${who.permissions.join(', ') || 'nothing'}` : ''})` : `the ${who.role} '${who.name}'`;
+    const as = who.via === 'token' ? `the token '${who.name}' (${who.role}${who.permissions.length < PERMISSION_NAMES.length ? `, may ${who.permissions.join(', ') || 'nothing'}` : ''})` : `the ${who.role} '${who.name}'`;
     throw new PatchwardenError('E_FORBIDDEN', `${as} lacks the permission '${permission}' this needs`, { hint: 'ask an administrator for a role that has it', details: { permission, role: who.role } });
   }
   return who;

@@ -60,7 +60,7 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === 'enroll') {
     if (!values.server || !values.secret) throw new PatchwardenError('E_VALIDATION', 'enroll needs --server and --secret');
     const s = await enrollAgent({ ...opts, server: values.server, secret: values.secret, force: !!values.force, installs: !!values.installs, ...(values['root-sha256'] ? { rootSha256: values['root-sha256'] } : {}) });
-    console.log(`enrolled as device ${s.deviceId}${s.catalogRoot ? `; catalog root sha256 ${s.catalogRoot.sha256}` : ''}`);
+    console.log(`enrolled as device ${s.deviceId}${s.status === 'pending' ? ' (waiting for an administrator: the machine has an active record already)' : ''}${s.catalogRoot ? `; catalog root sha256 ${s.catalogRoot.sha256}` : ''}`);
     return 0;
   }
   if (cmd === 'fetch-patch') {

@@ -13,9 +13,9 @@ import {
   type SystemFacts,
 } from '@patchwarden/core';
 import { collectFacts, type CollectOptions } from './collectors/index.js';
-import { loadAckedInventory, loadState, saveAckedInventory, saveState, stateExists, type AgentState } from './state.js';
+import { loadAckedInventory, loadState, newDeviceKey, saveAckedInventory, saveState, stateExists, type AgentState } from './state.js';
 import { fetchRoot, pinRoot } from './catalog.js';
-import { fetchPinnedCa, normalizeServerUrl, request, trustServerCa } from './transport.js';
+import { fetchPinnedCa, normalizeServerUrl, request, trustServerCa, useDeviceKey } from './transport.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -32,7 +32,7 @@ async function collect(opts: AgentOptions, files?: readonly string[]) {
 
 export async function enrollAgent(
   opts: AgentOptions & { server: string; secret: string; force?: boolean; installs?: boolean; rootSha256?: string; caSha256?: string },
-): Promise<AgentState & { catalogRoot: { sha256: string; version: number } | null }> {
+): Promise<AgentState & { status: 'active' | 'pending'; catalogRoot: { sha256: string; version: number } | null }> {
   if (stateExists(opts.dataDir) && !opts.force) {
     const s = loadState(opts.dataDir);
     throw new PatchwardenError('E_CONFLICT', `this agent is enrolled already as device ${s.deviceId} with ${s.server}`, {
@@ -46,7 +46,9 @@ export async function enrollAgent(
   // with a fingerprint, the catalog root is checked before the secret is sent anywhere
   const rootFirst = opts.rootSha256 ? await fetchRoot(server, opts.rootSha256) : null;
   const { system } = await collect(opts);
-  const res = await request<unknown>(server, 'POST', '/api/v1/enroll', { body: { secret: opts.secret, system } });
+  // the device's own key: the private half never leaves this data directory
+  const key = newDeviceKey();
+  const res = await request<unknown>(server, 'POST', '/api/v1/enroll', { body: { secret: opts.secret, system, publicKey: key.publicKey } });
   const parsed = EnrollResponse.safeParse(res.body);
   if (!parsed.success) throw new PatchwardenError('E_INTERNAL', 'the server answered enrollment with an unexpected body');
   const state: AgentState = {
@@ -59,12 +61,34 @@ export async function enrollAgent(
     acked: null,
     collect: null,
     caPem,
+    key,
+    keyRegistered: true,
+    sequence: 0,
   };
+  useDeviceKey(state.token, key);
   // the catalog root is pinned now, before anything from the catalog is used
   const root = rootFirst ?? (await fetchRoot(server));
   if (root) pinRoot(opts.dataDir, root);
   saveState(opts.dataDir, state);
-  return { ...state, catalogRoot: root ? { sha256: root.sha256, version: root.version } : null };
+  return { ...state, status: parsed.data.status, catalogRoot: root ? { sha256: root.sha256, version: root.version } : null };
+}
+
+/**
+ * A device enrolled before device keys makes its key pair and registers the public half, once;
+ * the pair is saved first, so a crash in between registers the same key on the next try.
+ */
+export async function ensureDeviceKey(dataDir: string, state: AgentState): Promise<AgentState> {
+  if (state.key && state.keyRegistered) return state;
+  let next = state;
+  if (!next.key) {
+    next = { ...next, key: newDeviceKey(), keyRegistered: false };
+    saveState(dataDir, next);
+    useDeviceKey(next.token, next.key!);
+  }
+  await request(next.server, 'POST', '/api/v1/agent/key', { token: next.token, body: { publicKey: next.key!.publicKey } });
+  next = { ...next, keyRegistered: true };
+  saveState(dataDir, next);
+  return next;
 }
 
 export interface CheckinResult {
@@ -107,12 +131,16 @@ function buildRequest(
 }
 
 export async function checkinOnce(opts: AgentOptions): Promise<CheckinResult> {
-  const state = loadState(opts.dataDir);
+  let state = await ensureDeviceKey(opts.dataDir, loadState(opts.dataDir));
   const { system, packages } = await collect(opts, state.collect?.files);
   const systemHash = canonicalDigest(system);
   const hash = inventoryHash(packages);
-  const post = (body: CheckinRequest) =>
-    request<CheckinResponse>(state.server, 'POST', '/api/v1/agent/checkin', { token: state.token, body });
+  const post = (body: CheckinRequest) => {
+    // every attempt gets the next number, saved before it leaves: a retry never repeats one
+    state = { ...state, sequence: state.sequence + 1 };
+    saveState(opts.dataDir, state);
+    return request<CheckinResponse>(state.server, 'POST', '/api/v1/agent/checkin', { token: state.token, body: { ...body, sequence: state.sequence } });
+  };
   let resent = false;
   let first = buildRequest(state, system, systemHash, packages, hash, opts.dataDir, false);
   let res;

@@ -6,8 +6,9 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { PackageFact, PatchwardenError, Sha256Hex } from '@patchwarden/core';
-import { trustServerCa } from './transport.js';
+import { devicePublicKeyOf, PackageFact, PatchwardenError, Sha256Hex, type DeviceKeyPair } from '@patchwarden/core';
+import { generateKeyPairSync } from 'node:crypto';
+import { trustServerCa, useDeviceKey } from './transport.js';
 
 export const AgentState = z.object({
   server: z.string(),
@@ -22,6 +23,12 @@ export const AgentState = z.object({
   collect: z.object({ generation: z.number().int(), files: z.array(z.string()), registry: z.array(z.string()) }).nullable().default(null),
   /** the server's certificate authority (PEM), pinned at enrollment: over HTTPS only it is trusted */
   caPem: z.string().max(65_536).nullable().default(null),
+  /** the device's own key pair, made here; the server holds only the public half */
+  key: z.object({ privateKey: z.string().regex(/^[0-9a-f]{64}$/), publicKey: z.string().regex(/^[0-9a-f]{64}$/) }).nullable().default(null),
+  /** false until the server has the public key (a device enrolled before device keys registers it) */
+  keyRegistered: z.boolean().default(false),
+  /** counts check-ins up, saved before each is sent: a count that goes back tells the server of a copied identity */
+  sequence: z.number().int().nonnegative().default(0),
 });
 export type AgentState = z.infer<typeof AgentState>;
 
@@ -55,6 +62,13 @@ export function loadState(dataDir: string): AgentState {
   if (!r.success) throw new PatchwardenError('E_CONFIG_INVALID', `${path} is damaged: ${r.error.issues[0]?.message}`, { hint: 'enroll again' });
   // every request to this server from here on trusts the pinned CA alone
   if (r.data.caPem) trustServerCa(r.data.server, r.data.caPem);
+  // and every request made with the device's token is signed with its key
+  if (r.data.key) {
+    if (devicePublicKeyOf(r.data.key.privateKey) !== r.data.key.publicKey) {
+      throw new PatchwardenError('E_CONFIG_INVALID', `${path} is damaged: its key pair does not belong together`, { hint: 'enroll again' });
+    }
+    useDeviceKey(r.data.token, r.data.key);
+  }
   return r.data;
 }
 
@@ -77,4 +91,11 @@ export function loadAckedInventory(dataDir: string): z.infer<typeof AckedInvento
 
 export function saveAckedInventory(dataDir: string, hash: string, packages: PackageFact[]): void {
   writeAtomic(join(dataDir, INVENTORY_FILE), JSON.stringify({ hash, packages }));
+}
+
+/** A new Ed25519 key pair for this device, as hex (the seed and the raw public key). */
+export function newDeviceKey(): DeviceKeyPair {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const jwk = privateKey.export({ format: 'jwk' });
+  return { privateKey: Buffer.from(jwk.d!, 'base64url').toString('hex'), publicKey: Buffer.from(jwk.x!, 'base64url').toString('hex') };
 }

@@ -6,9 +6,9 @@
 import http from 'node:http';
 import https from 'node:https';
 import { gzipSync } from 'node:zlib';
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { errorFromBody, PatchwardenError } from '@patchwarden/core';
+import { DEVICE_SIGNATURE_HEADERS, deviceSigner, EMPTY_BODY_SHA256, errorFromBody, PatchwardenError, type DeviceKeyPair, type SignedRequestParts } from '@patchwarden/core';
 
 export interface Response<T> {
   status: number;
@@ -30,6 +30,54 @@ export function trustServerCa(origin: string, caPem: string): void {
 function connection(url: URL): { mod: typeof http | typeof https; agent: http.Agent } {
   if (url.protocol !== 'https:') return { mod: http, agent: agents.http };
   return { mod: https, agent: pinned.get(url.origin) ?? agents.https };
+}
+
+/** token → the signer of the device that holds it: every request made with the token is signed */
+const signers = new Map<string, (p: SignedRequestParts) => string>();
+/** token → how far the server's clock is ahead of this machine's, learned from a refusal */
+const clockOffsets = new Map<string, number>();
+
+/** From now on, every request made with `token` is signed with the device's key. */
+export function useDeviceKey(token: string, pair: DeviceKeyPair): void {
+  signers.set(token, deviceSigner(pair));
+}
+
+/** The credential headers of a request: the bearer token, and the device's signature when it has a key. */
+function credentialHeaders(token: string | undefined, method: string, url: URL, payload: Buffer | undefined): Record<string, string> {
+  if (!token) return {};
+  const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+  const sign = signers.get(token);
+  if (sign) {
+    const date = Date.now() + (clockOffsets.get(token) ?? 0);
+    const nonce = randomBytes(18).toString('base64url');
+    const bodySha256 = payload && payload.length > 0 ? createHash('sha256').update(payload).digest('hex') : EMPTY_BODY_SHA256;
+    headers[DEVICE_SIGNATURE_HEADERS.date] = String(date);
+    headers[DEVICE_SIGNATURE_HEADERS.nonce] = nonce;
+    headers[DEVICE_SIGNATURE_HEADERS.signature] = sign({ method, path: url.pathname + url.search, date, nonce, bodySha256 });
+  }
+  return headers;
+}
+
+/**
+ * True when the server refused the request for this machine's clock; the server's time is
+ * remembered, so the next signature carries a date the server accepts.
+ */
+function learnedClock(token: string | undefined, err: unknown): boolean {
+  if (!token || !(err instanceof PatchwardenError) || err.code !== 'E_CLOCK_SKEW') return false;
+  const serverTime = (err.details as { serverTime?: unknown } | undefined)?.serverTime;
+  if (typeof serverTime !== 'number' || !Number.isFinite(serverTime)) return false;
+  clockOffsets.set(token, serverTime - Date.now());
+  return true;
+}
+
+/** Runs a request; refused for the clock, once more with the server's time. */
+async function withClockRetry<T>(token: string | undefined, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (learnedClock(token, err)) return run();
+    throw err;
+  }
 }
 
 /** SHA-256 of a PEM certificate's DER, lower-case hex. */
@@ -97,7 +145,6 @@ export async function request<T>(
   const base = normalizeServerUrl(server);
   const url = new URL(path, base);
   const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'patchwarden-agent' };
-  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   let payload: Buffer | undefined;
   if (opts.body !== undefined) {
     payload = Buffer.from(JSON.stringify(opts.body), 'utf8');
@@ -108,6 +155,10 @@ export async function request<T>(
     }
     headers['content-length'] = String(payload.length);
   }
+  return withClockRetry(opts.token, () => send<T>(url, method, { ...headers, ...credentialHeaders(opts.token, method, url, payload) }, payload, opts));
+}
+
+function send<T>(url: URL, method: string, headers: Record<string, string>, payload: Buffer | undefined, opts: { timeoutMs?: number; signal?: AbortSignal }): Promise<Response<T>> {
   const { mod, agent } = connection(url);
   return new Promise((resolve, reject) => {
     const req = mod.request(url, { method, headers, agent, timeout: opts.timeoutMs ?? 60_000 }, (res) => {
@@ -170,9 +221,13 @@ function bytesOf(req: http.ClientRequest, payload: Buffer | undefined): number {
 export async function requestBytes(server: string, path: string, opts: { token?: string; maxBytes: number; timeoutMs?: number }): Promise<Buffer | null> {
   const base = normalizeServerUrl(server);
   const url = new URL(path, base);
+  return withClockRetry(opts.token, () => fetchBytes(url, opts));
+}
+
+function fetchBytes(url: URL, opts: { token?: string; maxBytes: number; timeoutMs?: number }): Promise<Buffer | null> {
   const { mod, agent } = connection(url);
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { 'user-agent': 'patchwarden-agent', ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) };
+    const headers: Record<string, string> = { 'user-agent': 'patchwarden-agent', ...credentialHeaders(opts.token, 'GET', url, undefined) };
     const req = mod.request(url, { method: 'GET', headers, agent, timeout: opts.timeoutMs ?? 60_000 }, (res) => {
       const status = res.statusCode ?? 0;
       if (status === 404) {
@@ -238,7 +293,7 @@ export async function downloadToFile(
   const resumedFrom = have < expect.size ? have : 0;
   if (have < expect.size) {
     await new Promise<void>((resolve, reject) => {
-      const headers: Record<string, string> = { 'user-agent': 'patchwarden-agent', ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) };
+      const headers: Record<string, string> = { 'user-agent': 'patchwarden-agent', ...credentialHeaders(opts.token, 'GET', url, undefined) };
       if (have > 0) headers.range = `bytes=${have}-`;
       const req = mod.request(url, { method: 'GET', headers, agent, timeout: opts.timeoutMs ?? 60_000 }, (res) => {
         const status = res.statusCode ?? 0;
@@ -252,7 +307,10 @@ export async function downloadToFile(
             } catch {
               body = undefined;
             }
-            reject(Object.assign(errorFromBody(status, body), { status }));
+            const err = Object.assign(errorFromBody(status, body), { status });
+            // the next try signs with the server's time
+            learnedClock(opts.token, err);
+            reject(err);
           });
           return;
         }

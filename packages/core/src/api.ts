@@ -5,7 +5,8 @@
 import type { CollectorReport, OsFacts, PackageFact } from './facts.js';
 
 export type InventoryStatus = 'ok' | 'unsupported' | 'error' | 'absent' | 'none';
-export type DeviceStatus = 'active' | 'revoked';
+/** pending: a second enrollment of a machine that has an active record, waiting for an administrator */
+export type DeviceStatus = 'active' | 'pending' | 'revoked';
 
 export interface DeviceSummary {
   id: string;
@@ -21,6 +22,15 @@ export interface DeviceSummary {
   inventory: { status: InventoryStatus; message?: string };
   /** patches needed on the device now (0 also when it has not been assessed yet) */
   needed: number;
+  /** how the device proves who it is, and what looks wrong about its identity */
+  identity: {
+    /** true: every request is signed with the device's own key; false: bearer token only (enrolled before device keys) */
+    signed: boolean;
+    /** the active record of the same machine when this one enrolled */
+    duplicateOf: string | null;
+    /** when two machines were seen checking in with this identity */
+    cloneSuspectedAt: string | null;
+  };
 }
 
 export interface DeviceDetail extends DeviceSummary {

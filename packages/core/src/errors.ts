@@ -10,6 +10,14 @@ export const ERROR_CODES = {
   E_UNAUTHENTICATED: { http: 401, exit: 3 },
   E_FORBIDDEN: { http: 403, exit: 3 },
   E_DEVICE_REVOKED: { http: 403, exit: 3 },
+  /** a second enrollment of a known machine, waiting for an administrator's approval */
+  E_DEVICE_PENDING: { http: 403, exit: 3 },
+  /** a device with a key pair sent a request without its signature, or with a wrong one */
+  E_REQUEST_SIGNATURE: { http: 401, exit: 3 },
+  /** the device's clock is too far from the server's; details.serverTime says the server's */
+  E_CLOCK_SKEW: { http: 401, exit: 3 },
+  /** a signed request seen before */
+  E_REPLAYED: { http: 401, exit: 3 },
   E_ENROLLMENT_SECRET_INVALID: { http: 401, exit: 3 },
   E_NOT_FOUND: { http: 404, exit: 4 },
   E_CONFLICT: { http: 409, exit: 5 },
@@ -43,6 +51,8 @@ export const ERROR_CODES = {
   E_FEED_INVALID: { http: 422, exit: 2 },
   /** a backup archive that is truncated, tampered with, unsafe, or from a newer schema */
   E_BACKUP_INVALID: { http: 422, exit: 10 },
+  /** no space left on the device's (or server's) disk for a file being written (ENOSPC) */
+  E_DISK_FULL: { http: 507, exit: 11 },
   E_INTERNAL: { http: 500, exit: 1 },
 } as const satisfies Record<string, { http: number; exit: number }>;
 

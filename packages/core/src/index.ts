@@ -25,3 +25,4 @@ export * from './undo.js';
 export * from './access.js';
 export * from './testing/fuzz.js';
 export * from './enrollment.js';
+export * from './device-signing.js';

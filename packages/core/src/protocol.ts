@@ -4,12 +4,15 @@
  */
 import { z } from 'zod';
 import { LIMITS, PackageFact, PackageKey, Sha256Hex, SystemFacts } from './facts.js';
+import { DevicePublicKey } from './device-signing.js';
 
 export const PROTOCOL_VERSION = 1;
 
 export const EnrollRequest = z.strictObject({
   secret: z.string().min(16).max(256),
   system: SystemFacts,
+  /** The device's own Ed25519 public key (made on the device); from then on every request is signed with it. */
+  publicKey: DevicePublicKey.optional(),
 });
 export type EnrollRequest = z.infer<typeof EnrollRequest>;
 
@@ -17,6 +20,8 @@ export const EnrollResponse = z.object({
   deviceId: z.string(),
   token: z.string(),
   checkinIntervalSeconds: z.number().int().positive(),
+  /** pending: the machine has an active record already; an administrator approves this one first */
+  status: z.enum(['active', 'pending']).default('active'),
 });
 export type EnrollResponse = z.infer<typeof EnrollResponse>;
 
@@ -42,6 +47,8 @@ export const CheckinRequest = z.strictObject({
   /** Sent only when systemHash differs from the one the server last acknowledged. */
   system: SystemFacts.optional(),
   inventory: InventoryUpdate,
+  /** Counts up by one per check-in the agent makes; a count that goes back means two copies of one identity. */
+  sequence: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
 });
 export type CheckinRequest = z.infer<typeof CheckinRequest>;
 
@@ -73,5 +80,6 @@ export const CheckinEnvelope = z.strictObject({
   systemHash: Sha256Hex,
   system: SystemFacts.optional(),
   inventory: z.discriminatedUnion('mode', [SameInventory, DeltaInventory, fullInventory(z.unknown())]),
+  sequence: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
 });
 export type CheckinEnvelope = z.infer<typeof CheckinEnvelope>;

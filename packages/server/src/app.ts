@@ -15,6 +15,7 @@ import type { Dialect } from './db/database.js';
 import { registerAuth } from './http/auth.js';
 import { registerErrorHandling } from './http/errors.js';
 import { registerGzipBodies } from './http/gzip.js';
+import { registerBodyDigest, registerSignatureCheck } from './http/device-signature.js';
 import { DEFAULT_RATE_LIMITS, type AppContext, type RateLimits } from './http/context.js';
 import { PatchwardenError } from '@patchwarden/core';
 import { SetCache } from './inventory/store.js';
@@ -129,6 +130,8 @@ export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
 
   registerErrorHandling(app);
   registerSecurityHeaders(app);
+  // the signed bytes are the bytes as sent: hashed before gzip is undone
+  registerBodyDigest(app);
   registerGzipBodies(app);
   await app.register(fastifyCookie);
   // per client: its credential when it sends one, else its address (an agent fleet behind one
@@ -145,6 +148,7 @@ export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
     },
   });
   registerAuth(app, opts.db, now);
+  registerSignatureCheck(app, opts.db, now);
   const audit = new AuditLog(opts.db, opts.auditKey ?? randomBytes(32), { anchorFile: opts.auditAnchorFile, sinks: opts.auditSinks ?? [] });
   app.addHook('onClose', () => audit.close());
   registerAuditTrail(app, audit, now);

@@ -27,7 +27,7 @@ const deviceColumns: Column<DeviceSummary>[] = [
   { header: 'labels', get: (d) => d.labels.join(',') || undefined },
   { header: 'packages', get: inventoryCell, align: 'right' },
   { header: 'last check-in', get: (d) => ago(d.lastSeenAt) },
-  { header: 'status', get: (d) => d.status },
+  { header: 'status', get: (d) => (d.identity.cloneSuspectedAt ? `${d.status}, clone?` : d.status) },
 ];
 
 function printDevice(d: DeviceDetail) {
@@ -43,12 +43,21 @@ function printDevice(d: DeviceDetail) {
     ['reboot required', d.rebootRequired ? 'yes' : 'no'],
     ['agent', d.agentVersion ?? '-'],
     ['enrolled', d.enrolledAt],
+    ['identity', identityCell(d)],
     ['last check-in', d.lastSeenAt ? `${d.lastSeenAt} (${ago(d.lastSeenAt)})` : 'never'],
     ['packages', inventoryCell(d)],
     ...d.collectors.map((c): [string, string] => [`collector ${c.name}`, `${c.status}${c.message ? `: ${c.message}` : ''}`]),
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
   for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);
+}
+
+function identityCell(d: DeviceDetail): string {
+  const parts = [d.identity.signed ? 'signs its requests with its own key' : 'bearer token only (enrolled before device keys; its agent registers a key at its next check-in)'];
+  if (d.status === 'pending') parts.push(`waits for approval: the machine's active record is ${d.identity.duplicateOf ?? 'unknown'}`);
+  else if (d.identity.duplicateOf) parts.push(`re-enrollment of ${d.identity.duplicateOf}`);
+  if (d.identity.cloneSuspectedAt) parts.push(`CLONE SUSPECTED since ${d.identity.cloneSuspectedAt}: two machines check in with this identity`);
+  return parts.join('; ');
 }
 
 export function adminCommands(program: Command): void {
@@ -58,7 +67,7 @@ export function adminCommands(program: Command): void {
     .option('--search <text>', 'match hostname or OS')
     .option('--group <name>', 'only this group')
     .option('--label <label>', 'only devices with this label')
-    .option('--status <status>', 'active or revoked')
+    .option('--status <status>', 'active, pending (re-enrollments waiting for approval) or revoked')
     .option('--sort <field>', 'hostname, lastSeen, packages or os', 'hostname')
     .option('--order <order>', 'asc or desc', 'asc')
     .option('--limit <n>', 'page size (max 1000)', '100')
@@ -110,6 +119,19 @@ export function adminCommands(program: Command): void {
       else console.log(`revoked device ${d.id} (${d.hostname})`);
     },
   );
+
+  withClient(
+    devices
+      .command('approve')
+      .description("approve a pending re-enrollment (the machine's older record is revoked) or clear a clone suspicion after checking the machine")
+      .argument('<device>', 'device id or hostname'),
+  )
+    .option('--keep-original', 'keep the older record active too (two machines that share an identity by design)')
+    .action(async (ref: string, f: Flags & { keepOriginal?: boolean }) => {
+      const r = await client(f).call<{ device: DeviceDetail; revoked: string | null }>('POST', `/api/v1/devices/${enc(ref)}/approve`, { keepOriginal: !!f.keepOriginal });
+      if (f.json) return printJson(r);
+      console.log(`device ${r.device.id} (${r.device.hostname}) is ${r.device.status}${r.revoked ? `; the older record ${r.revoked} is revoked` : ''}`);
+    });
 
   withClient(
     devices

@@ -63,8 +63,11 @@ export function agentCommands(program: Command): void {
       ...(rootSha256 ? { rootSha256 } : {}),
       ...(caSha256 ? { caSha256 } : {}),
     });
-    if (flags.json) return printJson({ deviceId: state.deviceId, server: state.server, catalogRoot: state.catalogRoot });
-    console.log(`enrolled as device ${state.deviceId} with ${state.server}${caSha256 ? ' (its certificate authority pinned)' : ''}`);
+    if (flags.json) return printJson({ deviceId: state.deviceId, server: state.server, status: state.status, publicKey: state.key?.publicKey ?? null, catalogRoot: state.catalogRoot });
+    console.log(`enrolled as device ${state.deviceId} with ${state.server}${caSha256 ? ' (its certificate authority pinned)' : ''}; it signs every request with its own key`);
+    if (state.status === 'pending') {
+      console.log('this machine has an active record on the server already: this enrollment waits for an administrator (`patchwarden devices approve ' + state.deviceId + '`); the agent keeps asking');
+    }
     if (state.catalogRoot) {
       console.log(`catalog root pinned: version ${state.catalogRoot.version}, sha256 ${state.catalogRoot.sha256}${rootSha256 ? ' (as expected)' : ' (compare it with the administrator\'s)'}`);
     } else console.log('the server has no catalog root yet: pin it later with `patchwarden agent pin-root`');

@@ -1,7 +1,7 @@
 import type { DeviceStatus } from '../api/types';
 
 export function StatusBadge({ status }: { status: DeviceStatus }) {
-  return <span className={`badge badge--${status === 'active' ? 'ok' : 'danger'}`}>{status}</span>;
+  return <span className={`badge badge--${status === 'active' ? 'ok' : status === 'pending' ? 'warn' : 'danger'}`}>{status}</span>;
 }
 
 type Tone = 'ok' | 'warn' | 'danger' | 'neutral';

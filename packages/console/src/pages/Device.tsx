@@ -37,6 +37,31 @@ function ScanNow({ id }: { id: string }) {
   );
 }
 
+/** A pending re-enrollment or a suspected clone: what it means, and the administrator's approval. */
+function IdentityNotice({ device }: { device: DeviceDetail }) {
+  const queryClient = useQueryClient();
+  const approve = useMutation({
+    mutationFn: () => apiSend<{ revoked: string | null }>('POST', `/devices/${encodeURIComponent(device.id)}/approve`, { json: { keepOriginal: false } }),
+    onSuccess: () => void queryClient.invalidateQueries({ queryKey: ['device', device.id] }),
+  });
+  const pending = device.status === 'pending';
+  if (!pending && !device.identity.cloneSuspectedAt) return null;
+  return (
+    <section className="card notice notice--warn" aria-labelledby="identity-title">
+      <h2 id="identity-title" className="card__title">{pending ? 'Waiting for approval' : 'Two machines may share this identity'}</h2>
+      <p>
+        {pending
+          ? <>This machine enrolled again while its earlier record{device.identity.duplicateOf ? <> (<a href={href(devicePath(device.identity.duplicateOf))}>the active one</a>)</> : null} is active: a reinstall, a restored image or a copied identity. Approving makes this the machine&apos;s record and revokes the earlier one.</>
+          : <>Since <RelativeTime iso={device.identity.cloneSuspectedAt} />, check-ins of this device arrive with counts that go back: a cloned disk or a copied agent data directory. Check the machines; approving clears the warning.</>}
+      </p>
+      <button type="button" className="button button--primary" disabled={approve.isPending} onClick={() => approve.mutate()}>
+        {pending ? 'Approve this enrollment' : 'Clear the warning'}
+      </button>
+      <span role="status" className="muted">{approve.isError ? ` Not approved: ${approve.error.message}` : ''}</span>
+    </section>
+  );
+}
+
 export function DevicePage({ id, params }: { id: string; params: URLSearchParams }) {
   const queryClient = useQueryClient();
   const detail = useQuery({
@@ -103,6 +128,7 @@ export function DevicePage({ id, params }: { id: string; params: URLSearchParams
           {detail.isError ? (
             <ErrorNotice title="Could not refresh this device" error={detail.error} onRetry={() => void detail.refetch()} />
           ) : null}
+          <IdentityNotice device={device} />
           <div className="device-grid">
             <section className="card" aria-labelledby="facts-title">
               <h2 id="facts-title" className="card__title">Facts</h2>
@@ -164,6 +190,7 @@ function Facts({ device }: { device: DeviceDetail }) {
       <Fact term="Agent version">{device.agentVersion ? <span className="mono">{device.agentVersion}</span> : dash}</Fact>
       <Fact term="Machine ID">{device.machineId ? <span className="mono break">{device.machineId}</span> : dash}</Fact>
       <Fact term="Enrolled"><RelativeTime iso={device.enrolledAt} /></Fact>
+      <Fact term="Requests">{device.identity.signed ? 'signed with the device’s own key' : <Badge tone="warn">token only</Badge>}</Fact>
       <Fact term="Last seen"><RelativeTime iso={device.lastSeenAt} /></Fact>
       <Fact term="Packages"><PackageCount device={device} /></Fact>
       <Fact term="Inventory hash">

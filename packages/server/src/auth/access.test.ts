@@ -33,6 +33,7 @@ const EXPECTED: Record<string, Permission> = {
   'GET /api/v1/devices': 'view', 'GET /api/v1/devices/:ref': 'view', 'GET /api/v1/devices/:ref/events': 'view', 'GET /api/v1/devices/:ref/explain': 'view',
   'GET /api/v1/devices/:ref/packages': 'view', 'GET /api/v1/devices/:ref/patches': 'view',
   'PUT /api/v1/devices/:ref/group': 'manage', 'POST /api/v1/devices/:ref/labels': 'manage', 'POST /api/v1/devices/:ref/revoke': 'manage', 'POST /api/v1/devices/:ref/scan': 'deploy',
+  'POST /api/v1/devices/:ref/approve': 'manage',
   'GET /api/v1/enrollment-secrets': 'view', 'POST /api/v1/enrollment-secrets': 'manage', 'POST /api/v1/enrollment-secrets/:id/revoke': 'manage', 'POST /api/v1/enrollment-secrets/:id/rotate': 'manage',
   'GET /api/v1/events/stream': 'view',
   'GET /api/v1/groups': 'view', 'POST /api/v1/groups': 'manage', 'PATCH /api/v1/groups/:ref': 'manage', 'DELETE /api/v1/groups/:ref': 'manage',

@@ -1,8 +1,9 @@
 import { validatorCompiler, type FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { CheckinEnvelope, CheckinRequest, EnrollRequest } from '@patchwarden/core';
+import { CheckinEnvelope, CheckinRequest, DevicePublicKey, EnrollRequest } from '@patchwarden/core';
+import { z } from 'zod';
 import type { AppContext } from '../http/context.js';
 import { requireDevice } from '../http/auth.js';
-import { checkin, enroll } from './service.js';
+import { checkin, enroll, registerDeviceKey } from './service.js';
 
 /** Decoded-size ceiling of a check-in: 50,000 packages at about 200 bytes each, with room. */
 export const CHECKIN_BODY_LIMIT = 16 * 1024 * 1024;
@@ -34,6 +35,19 @@ export function checkinRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         validatorCompiler: (route) => validatorCompiler({ ...route, schema: CheckinEnvelope }),
       },
       async (req) => checkin(ctx, requireDevice(req), req.body as unknown as CheckinEnvelope),
+    );
+
+    app.post(
+      '/api/v1/agent/key',
+      {
+        config: { auth: 'device' },
+        schema: {
+          tags: ['agent'],
+          summary: 'A device enrolled before device keys registers the public half of the key pair it made; once only, and from then on it signs every request',
+          body: z.strictObject({ publicKey: DevicePublicKey }),
+        },
+      },
+      async (req) => registerDeviceKey(ctx, requireDevice(req), req.body.publicKey),
     );
   };
 }

@@ -24,7 +24,7 @@ import { hashToken, newId, newToken } from '../auth/tokens.js';
 import { useSecret } from '../enrollment/store.js';
 import { ensureSet, findSet, loadSetPackages, type SetCache, type SetRef } from '../inventory/store.js';
 import { changedKeys, type ComplianceEngine } from '../compliance/engine.js';
-import { detectRemovedPatches } from '../devices/events.js';
+import { detectRemovedPatches, recordDeviceEvent } from '../devices/events.js';
 
 export interface CheckinContext {
   db: Kysely<DB>;
@@ -43,6 +43,10 @@ export interface DeviceIdentity {
   systemHash: string | null;
   setHash: string | null;
   contextId: number | null;
+  /** the device's own public key: with one, every request of the device must be signed by it */
+  publicKey: string | null;
+  lastSequence: number | null;
+  cloneSuspectedAt: number | null;
 }
 
 export async function findDeviceByToken(db: Kysely<DB>, token: string): Promise<DeviceIdentity | null> {
@@ -50,7 +54,7 @@ export async function findDeviceByToken(db: Kysely<DB>, token: string): Promise<
     .selectFrom('devices as d')
     .leftJoin('package_sets as s', 's.id', 'd.package_set_id')
     .leftJoin('eval_contexts as c', 'c.id', 'd.context_id')
-    .select(['d.id', 'd.status', 'd.system_hash', 'd.context_id', 'd.package_set_id', 's.hash as set_hash', 'c.package_set_id as context_set_id'])
+    .select(['d.id', 'd.status', 'd.system_hash', 'd.context_id', 'd.package_set_id', 's.hash as set_hash', 'c.package_set_id as context_set_id', 'd.public_key', 'd.last_sequence', 'd.clone_suspected_at'])
     .where('d.token_hash', '=', hashToken(token))
     .executeTakeFirst();
   return row
@@ -62,6 +66,9 @@ export async function findDeviceByToken(db: Kysely<DB>, token: string): Promise<
         setHash: row.set_hash,
         // a context for another inventory than the device's (a state write lost in a crash)
         contextId: row.context_id !== null && row.context_set_id === row.package_set_id ? row.context_id : null,
+        publicKey: row.public_key ?? null,
+        lastSequence: row.last_sequence ?? null,
+        cloneSuspectedAt: row.clone_suspected_at ?? null,
       }
     : null;
 }
@@ -93,12 +100,24 @@ export async function enroll(ctx: CheckinContext, req: EnrollRequest): Promise<E
   const token = newToken('device');
   const id = newId();
   const now = ctx.now();
+  let duplicateOf: string | null = null;
   await ctx.db.transaction().execute(async (tx) => {
+    // the same machine enrolling again while its record is active: a reinstall, a restored
+    // image or a copied identity. The new record waits for an administrator.
+    const machineId = req.system.machineId ?? null;
+    if (machineId) {
+      const known = await tx.selectFrom('devices').select('id').where('machine_id', '=', machineId).where('status', '=', 'active').orderBy('enrolled_at', 'desc').executeTakeFirst();
+      duplicateOf = known?.id ?? null;
+    }
     await tx
       .insertInto('devices')
       .values({
         id,
-        status: 'active',
+        status: duplicateOf ? 'pending' : 'active',
+        public_key: req.publicKey ?? null,
+        key_registered_at: req.publicKey ? now : null,
+        machine_id: machineId,
+        duplicate_of: duplicateOf,
         group_id: secret.groupId,
         token_hash: hashToken(token),
         secret_id: secret.id,
@@ -124,8 +143,30 @@ export async function enroll(ctx: CheckinContext, req: EnrollRequest): Promise<E
     if (secret.maxUses !== null) bump = bump.where('uses', '<', secret.maxUses);
     const r = await bump.executeTakeFirst();
     if (Number(r.numUpdatedRows) !== 1) throw new PatchwardenError('E_ENROLLMENT_SECRET_INVALID', 'the enrollment secret has enrolled all the devices it may', { hint: 'ask an administrator for a new secret' });
+    if (duplicateOf) {
+      await recordDeviceEvent(tx, { deviceId: id, at: now, kind: 'enrollment-pending', message: `enrolled again while device ${duplicateOf} of the same machine is active: waits for an administrator` });
+      await recordDeviceEvent(tx, { deviceId: duplicateOf, at: now, kind: 'enrolled-again', message: `the machine enrolled again as ${id}, waiting for approval` });
+    }
   });
-  return { deviceId: id, token, checkinIntervalSeconds: ctx.checkinIntervalSeconds };
+  return { deviceId: id, token, checkinIntervalSeconds: ctx.checkinIntervalSeconds, status: duplicateOf ? 'pending' : 'active' };
+}
+
+/**
+ * The public key of a device that enrolled before device keys. Only a device without one may
+ * register it: whoever holds the key signs from then on, and a stolen token cannot replace it.
+ */
+export async function registerDeviceKey(ctx: CheckinContext, device: DeviceIdentity, publicKey: string): Promise<{ deviceId: string; signed: true }> {
+  const now = ctx.now();
+  // the same key again is the agent retrying after a lost answer
+  if (device.publicKey === publicKey) return { deviceId: device.id, signed: true };
+  const r = await ctx.db.updateTable('devices').set({ public_key: publicKey, key_registered_at: now }).where('id', '=', device.id).where('public_key', 'is', null).executeTakeFirst();
+  if (Number(r.numUpdatedRows) !== 1) {
+    throw new PatchwardenError('E_CONFLICT', 'this device has a key already: it cannot be replaced over the network', {
+      hint: 'an agent that lost its key must be enrolled again (`patchwarden agent enroll`)',
+    });
+  }
+  await recordDeviceEvent(ctx.db, { deviceId: device.id, at: now, kind: 'key-registered', message: 'the agent registered its own key: every request is signed from now on' });
+  return { deviceId: device.id, signed: true };
 }
 
 const baseUnknown = (what: string) =>
@@ -200,6 +241,12 @@ export async function checkin(ctx: CheckinContext, device: DeviceIdentity, req: 
   }
 
   const now = ctx.now();
+  // a count that does not go up: two machines check in with one identity (a cloned disk or a copied data directory)
+  const sequence = req.sequence ?? null;
+  const cloned = sequence !== null && device.lastSequence !== null && sequence <= device.lastSequence;
+  if (cloned && device.cloneSuspectedAt === null) {
+    await recordDeviceEvent(ctx.db, { deviceId: device.id, at: now, kind: 'clone-suspected', message: `check-in number ${sequence} after number ${device.lastSequence}: two machines seem to hold this device's identity` });
+  }
   const pointDevice = (db: Kysely<DB>, s: SetRef) =>
     db
       .updateTable('devices')
@@ -208,6 +255,8 @@ export async function checkin(ctx: CheckinContext, device: DeviceIdentity, req: 
         package_set_id: s.id,
         package_count: s.packageCount,
         ...(req.system && req.systemHash !== device.systemHash ? systemColumns(req.system, req.systemHash) : {}),
+        ...(sequence !== null && !cloned ? { last_sequence: sequence } : {}),
+        ...(cloned && device.cloneSuspectedAt === null ? { clone_suspected_at: now } : {}),
       })
       .where('id', '=', device.id)
       .where('status', '=', 'active')

@@ -557,6 +557,19 @@ const deviceTrust = (): Migration => ({
     await db.schema.alterTable('devices').addColumn('machine_id', 'text').execute();
     await db.schema.alterTable('devices').addColumn('duplicate_of', 'text').execute();
     await db.schema.createIndex('devices_machine').on('devices').column('machine_id').execute();
+    // the check-in count the device last sent: one that goes back means two copies of the identity
+    await db.schema.alterTable('devices').addColumn('last_sequence', 'bigint').execute();
+    await db.schema.alterTable('devices').addColumn('clone_suspected_at', 'bigint').execute();
+    await db.schema.alterTable('devices').addColumn('key_registered_at', 'bigint').execute();
+    // each signed request's nonce, kept while its clock could still pass the skew check
+    await db.schema
+      .createTable('device_nonces')
+      .addColumn('device_id', 'text', (c) => c.notNull())
+      .addColumn('nonce', 'text', (c) => c.notNull())
+      .addColumn('expires_at', 'bigint', (c) => c.notNull())
+      .addPrimaryKeyConstraint('device_nonces_pk', ['device_id', 'nonce'])
+      .execute();
+    await db.schema.createIndex('device_nonces_expiry').on('device_nonces').column('expires_at').execute();
   },
 });
 

@@ -6,7 +6,8 @@ export interface DevicesTable {
   /** an administrator's "scan now", until the device's agent hears it */
   scan_requested_at?: number | null;
   hostname: string;
-  status: 'active' | 'revoked';
+  /** pending: a second enrollment of a machine that has an active record, waiting for an administrator */
+  status: 'active' | 'pending' | 'revoked';
   group_id: string | null;
   token_hash: string;
   secret_id: string | null;
@@ -21,6 +22,22 @@ export interface DevicesTable {
   inventory_status: 'ok' | 'unsupported' | 'error' | 'absent' | 'none';
   inventory_message: string | null;
   context_id: number | null;
+  /** 0013: the device's own Ed25519 public key (hex); with it every request must be signed */
+  public_key?: string | null;
+  key_registered_at?: number | null;
+  /** SHA-256 of the machine's stable identity, as the agent reported it at enrollment */
+  machine_id?: string | null;
+  /** the active record of the same machine when this one was enrolled */
+  duplicate_of?: string | null;
+  last_sequence?: number | null;
+  /** when a check-in count went back: two machines hold this identity */
+  clone_suspected_at?: number | null;
+}
+
+export interface DeviceNoncesTable {
+  device_id: string;
+  nonce: string;
+  expires_at: number;
 }
 
 export interface DeviceLabelsTable {
@@ -366,6 +383,7 @@ export interface DB {
   effective_states: ContextStatesTable;
   compliance_history: ComplianceHistoryTable;
   devices: DevicesTable;
+  device_nonces: DeviceNoncesTable;
   device_labels: DeviceLabelsTable;
   groups: GroupsTable;
   enrollment_secrets: EnrollmentSecretsTable;

@@ -5,7 +5,7 @@ import { assertDevicesInScope } from '../auth/scope.js';
 import { listDeviceEvents } from './events.js';
 import type { AppContext } from '../http/context.js';
 import { DEVICE_SORT_FIELDS } from '@patchwarden/core';
-import { changeDeviceLabels, getDevice, listDevicePackages, listDevices, resolveDeviceId, revokeDevice, setDeviceGroup } from './store.js';
+import { changeDeviceLabels, getDevice, listDevicePackages, listDevices, resolveDeviceId, approveDevice, revokeDevice, setDeviceGroup } from './store.js';
 
 export const LABEL_RE = /^[A-Za-z0-9][A-Za-z0-9._:=/-]{0,62}$/;
 const Label = z.string().regex(LABEL_RE, 'a label is 1–63 letters, digits and . _ : = / -, starting with a letter or digit');
@@ -30,7 +30,7 @@ export function deviceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
             os: z.string().max(200).optional(),
             group: z.string().max(200).optional(),
             label: Label.optional(),
-            status: z.enum(['active', 'revoked']).optional(),
+            status: z.enum(['active', 'pending', 'revoked']).optional(),
             sort: z.enum(DEVICE_SORT_FIELDS).optional(),
             order: z.enum(['asc', 'desc']).optional(),
             ...Paging,
@@ -64,6 +64,20 @@ export function deviceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
       '/api/v1/devices/:ref/revoke',
       { config: can('manage'), schema: { tags: ['devices'], summary: 'Revoke a device: its token stops working at once', params: Ref } },
       async (req) => revokeDevice(db, req.params.ref, ctx.now()),
+    );
+
+    app.post(
+      '/api/v1/devices/:ref/approve',
+      {
+        config: can('manage'),
+        schema: {
+          tags: ['devices'],
+          summary: "Approve a pending re-enrollment (the machine's older record is revoked unless keepOriginal) or clear a clone suspicion",
+          params: Ref,
+          body: z.strictObject({ keepOriginal: z.boolean().default(false) }).default({ keepOriginal: false }),
+        },
+      },
+      async (req) => approveDevice(db, req.params.ref, ctx.now(), { keepOriginal: req.body.keepOriginal }),
     );
 
     app.put(

@@ -12,7 +12,7 @@ export interface DeviceQuery {
   os?: string;
   group?: string;
   label?: string;
-  status?: 'active' | 'revoked';
+  status?: 'active' | 'pending' | 'revoked';
   sort?: DeviceSort;
   order?: 'asc' | 'desc';
   limit: number;
@@ -29,7 +29,7 @@ function parseSystem(json: string | null): SystemFacts | null {
 
 type Row = Pick<
   DevicesTable,
-  'id' | 'hostname' | 'status' | 'enrolled_at' | 'last_seen_at' | 'system_json' | 'package_count' | 'inventory_status' | 'inventory_message'
+  'id' | 'hostname' | 'status' | 'enrolled_at' | 'last_seen_at' | 'system_json' | 'package_count' | 'inventory_status' | 'inventory_message' | 'public_key' | 'duplicate_of' | 'clone_suspected_at'
 > & { group_id: string | null; group_name: string | null; needed?: number | string | null };
 
 function toSummary(r: Row, labels: string[]): DeviceSummary {
@@ -49,6 +49,7 @@ function toSummary(r: Row, labels: string[]): DeviceSummary {
     packageCount: r.package_count,
     inventory,
     needed: Number(r.needed ?? 0),
+    identity: { signed: !!r.public_key, duplicateOf: r.duplicate_of ?? null, cloneSuspectedAt: iso(r.clone_suspected_at ?? null) },
   };
 }
 
@@ -70,6 +71,9 @@ function baseQuery(db: Kysely<DB>) {
       'd.package_count',
       'd.inventory_status',
       'd.inventory_message',
+      'd.public_key',
+      'd.duplicate_of',
+      'd.clone_suspected_at',
       'd.group_id',
       'g.name as group_name',
     ]);
@@ -199,8 +203,33 @@ export async function listDevicePackages(
 
 export async function revokeDevice(db: Kysely<DB>, ref: string, now: number): Promise<DeviceDetail> {
   const id = await resolveDeviceId(db, ref);
-  await db.updateTable('devices').set({ status: 'revoked', revoked_at: now }).where('id', '=', id).where('status', '=', 'active').execute();
+  await db.updateTable('devices').set({ status: 'revoked', revoked_at: now }).where('id', '=', id).where('status', '!=', 'revoked').execute();
   return getDevice(db, id);
+}
+
+/**
+ * An administrator vouches for a device: a pending re-enrollment becomes the machine's active
+ * record (the record it replaces is revoked, unless `keepOriginal`: two machines that share an
+ * identity by design), and a clone suspicion is cleared, its check-in count starting afresh.
+ */
+export async function approveDevice(db: Kysely<DB>, ref: string, now: number, opts: { keepOriginal: boolean }): Promise<{ device: DeviceDetail; revoked: string | null }> {
+  const id = await resolveDeviceId(db, ref);
+  const revoked = await db.transaction().execute(async (tx) => {
+    const d = await tx.selectFrom('devices').select(['status', 'duplicate_of', 'clone_suspected_at']).where('id', '=', id).executeTakeFirstOrThrow();
+    if (d.status === 'revoked') throw new PatchwardenError('E_CONFLICT', 'this device is revoked: it cannot be approved', { hint: 'enroll the machine again' });
+    if (d.status !== 'pending' && d.clone_suspected_at == null) throw new PatchwardenError('E_CONFLICT', 'this device is neither pending nor suspected of being a clone: there is nothing to approve');
+    let gone: string | null = null;
+    if (d.status === 'pending') {
+      await tx.updateTable('devices').set({ status: 'active' }).where('id', '=', id).where('status', '=', 'pending').execute();
+      if (d.duplicate_of && !opts.keepOriginal) {
+        const r = await tx.updateTable('devices').set({ status: 'revoked', revoked_at: now }).where('id', '=', d.duplicate_of).where('status', '=', 'active').executeTakeFirst();
+        if (Number(r.numUpdatedRows) === 1) gone = d.duplicate_of;
+      }
+    }
+    await tx.updateTable('devices').set({ clone_suspected_at: null, last_sequence: null }).where('id', '=', id).execute();
+    return gone;
+  });
+  return { device: await getDevice(db, id), revoked };
 }
 
 export async function setDeviceGroup(db: Kysely<DB>, ref: string, group: string | null): Promise<DeviceDetail> {

@@ -13,6 +13,7 @@ import { findSession, SESSION_COOKIE } from '../auth/sessions.js';
 import { bearerToken } from '../auth/tokens.js';
 import { findDeviceByToken, type DeviceIdentity } from '../checkin/service.js';
 import { findSiteByToken, type SiteIdentity } from '../sites/store.js';
+import { expectDeviceSignature } from './device-signature.js';
 
 /**
  * `admin`: a user or an API token holding the route's `permission`. `reader`: any user or token,
@@ -52,6 +53,11 @@ export function requireAdmin(req: FastifyRequest): AdminIdentity {
 
 export function requireDevice(req: FastifyRequest): DeviceIdentity {
   if (!req.device) throw new PatchwardenError('E_UNAUTHENTICATED', 'device credentials required');
+  if (req.device.status === 'pending') {
+    throw new PatchwardenError('E_DEVICE_PENDING', "this enrollment waits for an administrator's approval: the machine already has an active record", {
+      hint: 'an administrator approves it (`patchwarden devices approve ID`) or revokes it; the agent asks again at each check-in',
+    });
+  }
   return req.device;
 }
 
@@ -135,6 +141,7 @@ export function registerAuth(app: FastifyInstance, db: Kysely<DB>, now: () => nu
       }
       const device = await findDeviceByToken(db, token);
       if (!device || device.status !== 'active') throw new PatchwardenError('E_UNAUTHENTICATED', 'the token is not valid for the catalog', { hint: 'use an admin token, an enrolled device token or a site token' });
+      expectDeviceSignature(req, device, now());
       req.device = device;
     } else if (auth === 'site') {
       const site = await activeSite(db, token);
@@ -147,7 +154,9 @@ export function registerAuth(app: FastifyInstance, db: Kysely<DB>, now: () => nu
     } else {
       const device = await findDeviceByToken(db, token);
       if (!device) throw new PatchwardenError('E_UNAUTHENTICATED', 'the device token is not valid', { hint: 'enroll the agent again' });
-      if (device.status !== 'active') {
+      // a pending device proves who it is like any other; the routes tell it to wait
+      expectDeviceSignature(req, device, now());
+      if (device.status === 'revoked') {
         throw new PatchwardenError('E_DEVICE_REVOKED', 'this device has been revoked', { hint: 'an administrator must enroll it again' });
       }
       req.device = device;

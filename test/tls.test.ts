@@ -140,4 +140,40 @@ describe('TLS by default, enrollment strings and pinned certificate authorities'
       await secure.stop();
     }
   }, 120_000);
+
+  it('lets a local server mirror this TLS central server by its CA fingerprint (--upstream-ca), and refuses a wrong one before the site token leaves', async () => {
+    const site = (await (await tlsFetch('/api/v1/sites', { method: 'POST', body: JSON.stringify({ name: 'branch-tls', mode: 'autonomous' }) })).json()) as { token: string };
+    const root = await undiciFetch(`${server.url}/api/v1/tuf-root`, { dispatcher: new Agent({ connect: { ca } }), headers: { authorization: `Bearer ${server.adminToken}` } });
+    const rootSha = createHash('sha256').update(Buffer.from(await root.arrayBuffer())).digest('hex');
+    const caSha = createHash('sha256').update(new X509Certificate(ca).raw).digest('hex');
+    const upstream = ['--upstream', server.url, '--upstream-token', site.token, '--upstream-root', `sha256:${rootSha}`, '--upstream-sync-minutes', '0'];
+    const sync = (local: ServerProcess) => cli(['catalog', 'sync', '--json', '--server', local.url, '--token', local.adminToken]);
+
+    const unpinned = await startServerProcess(join(dir, 'local-unpinned'), upstream);
+    const wrong = await startServerProcess(join(dir, 'local-wrong'), [...upstream, '--upstream-ca', `sha256:${'0'.repeat(64)}`]);
+    const pinned = await startServerProcess(join(dir, 'local-pinned'), [...upstream, '--upstream-ca', `sha256:${caSha}`]);
+    const byFile = await startServerProcess(join(dir, 'local-file'), [...upstream, '--upstream-ca', join(data, 'tls', 'ca.crt')]);
+    try {
+      const u = await sync(unpinned);
+      expect(u.status).not.toBe(0);
+      expect(u.stderr).toMatch(/--upstream-ca/);
+      const w = await sync(wrong);
+      expect(w.status).not.toBe(0);
+      expect(w.stderr).toMatch(/E_DIGEST_MISMATCH/);
+      for (const local of [pinned, byFile]) {
+        const ok = await sync(local);
+        expect(ok.status, ok.stderr).toBe(0);
+        expect((JSON.parse(ok.stdout) as { changed: boolean }).changed).toBe(true);
+      }
+      // the central server saw the pinned sites only
+      const sites = (await (await tlsFetch('/api/v1/sites')).json()) as { items: { name: string; lastSeenAt: string | null }[] };
+      expect(sites.items.find((x) => x.name === 'branch-tls')?.lastSeenAt).not.toBeNull();
+      // a flag that makes no sense is refused at start
+      const bad = await cli(['server', '--data-dir', join(dir, 'local-bad'), '--insecure-http', '--port', '0', ...upstream, '--upstream-ca', 'sha256:xyz']);
+      expect(bad.status).not.toBe(0);
+      expect(bad.stderr).toMatch(/E_CONFIG_INVALID/);
+    } finally {
+      for (const s of [unpinned, wrong, pinned, byFile]) await s.stop();
+    }
+  }, 120_000);
 });

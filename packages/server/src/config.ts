@@ -28,6 +28,8 @@ export const ServerConfig = z.strictObject({
   upstream: z.url({ protocol: /^https?$/ }).optional(),
   upstreamToken: z.string().regex(/^pws_[A-Za-z0-9_-]{20,100}$/, 'a site token (pws_…) made by the central server').optional(),
   upstreamRoot: z.string().min(1).optional(),
+  /** the central server's certificate authority: a PEM file, or sha256:HEX of the one it serves (its own CA) */
+  upstreamCa: z.string().min(1).optional(),
   /** minutes between syncs (0: only when asked); the first one runs at start */
   upstreamSyncMinutes: z.coerce.number().int().min(0).max(1440).optional(),
   /** plain HTTP instead of TLS (tokens and sessions travel in clear text: a lab or a TLS proxy in front only) */
@@ -69,6 +71,7 @@ const ENV: Record<string, keyof ServerConfig> = {
   PATCHWARDEN_UPSTREAM: 'upstream',
   PATCHWARDEN_UPSTREAM_TOKEN: 'upstreamToken',
   PATCHWARDEN_UPSTREAM_ROOT: 'upstreamRoot',
+  PATCHWARDEN_UPSTREAM_CA: 'upstreamCa',
   PATCHWARDEN_UPSTREAM_SYNC_MINUTES: 'upstreamSyncMinutes',
   PATCHWARDEN_INSECURE_HTTP: 'insecureHttp',
   PATCHWARDEN_TLS_CERT: 'tlsCert',
@@ -124,6 +127,10 @@ export function loadServerConfig(input: {
   if (!!c.tlsCert !== !!c.tlsKey) throw new PatchwardenError('E_CONFIG_INVALID', '--tls-cert and --tls-key go together', { hint: 'give both, or neither to use the server\'s own certificate authority' });
   if (c.insecureHttp && c.tlsCert) throw new PatchwardenError('E_CONFIG_INVALID', '--insecure-http and --tls-cert contradict each other');
   if (c.upstreamToken && !c.upstream) throw new PatchwardenError('E_CONFIG_INVALID', '--upstream-token needs --upstream URL');
+  if (c.upstreamCa && !c.upstream?.startsWith('https:')) throw new PatchwardenError('E_CONFIG_INVALID', '--upstream-ca needs an https:// --upstream');
+  if (c.upstreamCa?.startsWith('sha256:') && !/^[0-9a-f]{64}$/.test(c.upstreamCa.slice(7).toLowerCase().replace(/:/g, ''))) {
+    throw new PatchwardenError('E_CONFIG_INVALID', '--upstream-ca sha256:… needs the 64 hex digits of the central server\'s CA fingerprint');
+  }
   return { ...c, dataDir: resolve(c.dataDir), ...(c.auditFile ? { auditFile: resolve(c.auditFile) } : {}), ...(c.upstreamRoot && !c.upstreamRoot.startsWith('sha256:') ? { upstreamRoot: resolve(c.upstreamRoot) } : {}) };
 }
 

@@ -1,5 +1,5 @@
 /** Starts a server: opens (and migrates) the database, makes the first admin token, listens. */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildApp, type PatchwardenApp } from './app.js';
 import type { TestClock } from './http/test-clock.js';
@@ -13,9 +13,9 @@ import { AUDIT_ANCHOR_FILE, loadOrCreateAuditKey } from './audit/chain.js';
 import { fileSink, syslogSink } from './audit/sinks.js';
 import type { AuditSink } from './audit/log.js';
 import { DEFAULT_RATE_LIMITS } from './http/context.js';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { loadAdminTls, loadOrCreateTls, type TlsMaterial } from './tls/ca.js';
-import { ADMIN_TOKEN_FILE, FIRST_PASSWORD_FILE } from '@patchwarden/core';
+import { ADMIN_TOKEN_FILE, FIRST_PASSWORD_FILE, PatchwardenError } from '@patchwarden/core';
 import { Cron } from 'croner';
 import { dayOf, recordHistory } from './compliance/history.js';
 import { parseRootPin } from './catalog/mirror/state.js';
@@ -70,6 +70,7 @@ export async function startServer(config: ServerConfig, opts: { now?: () => numb
         workDir: join(config.dataDir, 'import'),
         ...(config.upstream ? { upstream: config.upstream } : {}),
         ...(config.upstreamToken ? { token: config.upstreamToken } : {}),
+        ...(config.upstreamCa ? { ca: upstreamCa(config.upstreamCa) } : {}),
       }
     : undefined;
   const catalogKeys = mirror ? undefined : await loadOrCreateRepoKeys(config.dataDir, { allowLocalRoot: config.localRoot ?? true });
@@ -162,4 +163,17 @@ export async function startServer(config: ServerConfig, opts: { now?: () => numb
       await database.close();
     },
   };
+}
+
+/** --upstream-ca: a fingerprint as given, or the PEM file read (and checked) now. */
+function upstreamCa(value: string): string {
+  if (value.startsWith('sha256:')) return value;
+  let pem: string;
+  try {
+    pem = readFileSync(value, 'utf8');
+    new X509Certificate(pem);
+  } catch (err) {
+    throw new PatchwardenError('E_CONFIG_INVALID', `--upstream-ca ${value} is not a readable PEM certificate: ${(err as Error).message}`, { hint: 'pass the central server\'s tls/ca.crt, or sha256:HEX of it' });
+  }
+  return pem;
 }

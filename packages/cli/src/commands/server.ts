@@ -16,6 +16,7 @@ interface ServerFlags {
   upstream?: string;
   upstreamToken?: string;
   upstreamRoot?: string;
+  upstreamCa?: string;
   upstreamSyncMinutes?: string;
   testClock?: boolean;
   insecureHttp?: boolean;
@@ -42,6 +43,7 @@ function serverOptions(cmd: Command): Command {
     .option('--upstream <url>', 'run as a local patch server mirroring this central server')
     .option('--upstream-token <token>', 'the site token (pws_…) the central server made for this site (or $PATCHWARDEN_UPSTREAM_TOKEN)')
     .option('--upstream-root <file|sha256:hex>', "the central root this server trusts first: its root.json, or sha256:HEX of it (alone: an air-gapped site that imports export files)")
+    .option('--upstream-ca <file|sha256:hex>', "the central server's certificate authority: its ca.crt, or sha256:HEX of it (the central server prints it); default: this machine's CAs")
     .option('--upstream-sync-minutes <n>', 'minutes between syncs from the upstream (default 5; 0: only `patchwarden catalog sync`)')
     .option('--insecure-http', 'plain HTTP instead of TLS: tokens and passwords travel in clear text (a lab, or behind a TLS proxy)')
     .option('--tls-cert <file>', "your own certificate (PEM, with its chain) instead of the server's own CA")
@@ -69,6 +71,7 @@ async function start(flags: ServerFlags, defaults: { logLevel: string }) {
       upstream: flags.upstream,
       upstreamToken: flags.upstreamToken,
       upstreamRoot: flags.upstreamRoot,
+      upstreamCa: flags.upstreamCa,
       upstreamSyncMinutes: flags.upstreamSyncMinutes,
       insecureHttp: flags.insecureHttp,
       tlsCert: flags.tlsCert,

@@ -40,7 +40,7 @@ Examples:
       const s = await ApiClient.from(f).call<Site & { token: string }>('POST', '/api/v1/sites', { name, mode: f.mode });
       if (f.json) return printJson(s);
       console.log(`site ${s.name} (${s.mode}) created. Its token, shown only now:\n${s.token}`);
-      console.log('next, on the local server: `patchwarden server --upstream URL --upstream-token TOKEN --upstream-root sha256:HEX`');
+      console.log('next, on the local server: `patchwarden server --upstream URL --upstream-token TOKEN --upstream-root sha256:HEX --upstream-ca sha256:CA_HEX` (CA_HEX: this server\'s certificate authority, printed at its start)');
     });
 
   withClient(sites.command('list').description('the sites, their last report, and whether they serve an older snapshot')).action(async (f: Flags) => {

@@ -9,6 +9,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { createHash, X509Certificate } from 'node:crypto';
 import { z } from 'zod';
 import { errorFromBody, PatchwardenError, Platform } from '@patchwarden/core';
 import type { RemoteRepository } from '../tuf/client.js';
@@ -22,6 +23,12 @@ export interface HttpRemoteOptions {
   timeoutMs?: number;
   /** connections kept open to the central server (default 16) */
   connections?: number;
+  /**
+   * The central server's certificate authority: a PEM certificate, or `sha256:HEX` of the one it
+   * serves at /api/v1/tls/ca.crt (fetched once and compared before anything else is sent).
+   * Without it, the system's certificate authorities decide.
+   */
+  ca?: string;
 }
 
 export interface TransferCounters {
@@ -42,7 +49,7 @@ export type SiteSelf = z.infer<typeof SiteSelf>;
 export class HttpRemote implements RemoteRepository {
   readonly counters: TransferCounters = { requests: 0, bytes: 0 };
   readonly base: URL;
-  private readonly agent: http.Agent;
+  private agent: http.Agent;
   private readonly timeoutMs: number;
 
   constructor(private readonly opts: HttpRemoteOptions) {
@@ -55,8 +62,49 @@ export class HttpRemote implements RemoteRepository {
     if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new PatchwardenError('E_CONFIG_INVALID', `the upstream must be an http or https URL, not ${base.protocol}`);
     this.base = base;
     const connections = opts.connections ?? 16;
-    this.agent = base.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets: connections }) : new http.Agent({ keepAlive: true, maxSockets: connections });
+    if (opts.ca && base.protocol !== 'https:') throw new PatchwardenError('E_CONFIG_INVALID', '--upstream-ca needs an https:// upstream', { hint: `use https://${base.host}` });
+    const pem = opts.ca && !opts.ca.startsWith('sha256:') ? opts.ca : undefined;
+    this.agent = base.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets: connections, ...(pem ? { ca: pem } : {}) }) : new http.Agent({ keepAlive: true, maxSockets: connections });
     this.timeoutMs = opts.timeoutMs ?? 30_000;
+    if (opts.ca?.startsWith('sha256:')) this.pinning = this.pinCa(opts.ca.slice(7).toLowerCase().replace(/:/g, ''), connections);
+  }
+
+  /** With a fingerprint: the CA the central server serves, compared, then the only one trusted. */
+  private pinning: Promise<void> | null = null;
+
+  private async pinCa(sha256: string, connections: number): Promise<void> {
+    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new PatchwardenError('E_CONFIG_INVALID', '--upstream-ca sha256:… needs 64 hex digits');
+    const url = new URL('api/v1/tls/ca.crt', this.base);
+    // the one answer read before the certificate can be checked: only its fingerprint counts
+    const pem = await new Promise<string>((resolve, reject) => {
+      const req = https.request(url, { method: 'GET', rejectUnauthorized: false, timeout: this.timeoutMs }, (res) => {
+        const chunks: Buffer[] = [];
+        let n = 0;
+        res.on('data', (c: Buffer) => {
+          n += c.length;
+          if (n > 64 * 1024) req.destroy(new Error('the CA certificate is larger than 64 KiB'));
+          else chunks.push(c);
+        });
+        res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new PatchwardenError('E_SERVER_UNREACHABLE', `${this.describe}/api/v1/tls/ca.crt: HTTP ${res.statusCode}`, { hint: 'is --upstream a Patchwarden server with TLS?' }))));
+        res.on('error', (err) => reject(unreachable(this.describe, 'api/v1/tls/ca.crt', err)));
+      });
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
+      req.on('error', (err) => reject(err instanceof PatchwardenError ? err : unreachable(this.describe, 'api/v1/tls/ca.crt', err)));
+      req.end();
+    });
+    let got: string;
+    try {
+      got = createHash('sha256').update(new X509Certificate(pem).raw).digest('hex');
+    } catch {
+      throw new PatchwardenError('E_SIGNATURE_INVALID', `${this.describe} sent no readable CA certificate`);
+    }
+    if (got !== sha256) {
+      throw new PatchwardenError('E_DIGEST_MISMATCH', `the central server's certificate authority has fingerprint ${got}, not the ${sha256} of --upstream-ca`, {
+        hint: 'this is not the central server you meant (or the fingerprint is old): nothing was sent; ask its administrator (`patchwarden server` prints it)',
+      });
+    }
+    this.agent.destroy();
+    this.agent = new https.Agent({ keepAlive: true, maxSockets: connections, ca: pem });
   }
 
   get describe(): string {
@@ -135,7 +183,13 @@ export class HttpRemote implements RemoteRepository {
     return new PatchwardenError(err.code, `the central server answered: ${err.message}`, err.hint === undefined ? {} : { hint: err.hint });
   }
 
-  private request(method: string, path: string, maxBytes: number, body?: Buffer): Promise<{ status: number; body: Uint8Array; path: string }> {
+  private async request(method: string, path: string, maxBytes: number, body?: Buffer): Promise<{ status: number; body: Uint8Array; path: string }> {
+    // the site token goes nowhere before the pinned CA has been checked
+    if (this.pinning) await this.pinning;
+    return this.send(method, path, maxBytes, body);
+  }
+
+  private send(method: string, path: string, maxBytes: number, body?: Buffer): Promise<{ status: number; body: Uint8Array; path: string }> {
     const url = new URL(path, this.base);
     const mod = url.protocol === 'https:' ? https : http;
     this.counters.requests++;
@@ -196,7 +250,11 @@ export class HttpRemote implements RemoteRepository {
 }
 
 function unreachable(base: string, path: string, err: Error): PatchwardenError {
-  return new PatchwardenError('E_SERVER_UNREACHABLE', `${base}/${path}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, {
-    hint: 'is the central server reachable from here? The sync resumes where it stopped next time',
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  const certificate = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code);
+  return new PatchwardenError('E_SERVER_UNREACHABLE', `${base}/${path}: ${code || err.message}`, {
+    hint: certificate
+      ? "the central server's certificate is not one this server trusts: start it with --upstream-ca sha256:HEX (the fingerprint `patchwarden server` prints on the central server) or --upstream-ca FILE.pem"
+      : 'is the central server reachable from here? The sync resumes where it stopped next time',
   });
 }

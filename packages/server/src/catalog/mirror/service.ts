@@ -30,6 +30,8 @@ export interface MirrorConfig {
   upstream?: string;
   /** the site token (`pws_…`) */
   token?: string;
+  /** the central server's CA: PEM, or sha256:HEX of the one it serves */
+  ca?: string;
   pin: PinnedRoot;
   /** where uploaded export files are spooled before they are read */
   workDir: string;
@@ -85,7 +87,7 @@ export class MirrorService {
     }
     if (this.running?.kind === 'sync') return this.running.promise;
     return this.exclusive('sync', async () => {
-      const remote = this.config.connect?.(this.config) ?? new HttpRemote({ baseUrl: upstream, token, ...(this.config.timeoutMs ? { timeoutMs: this.config.timeoutMs } : {}) });
+      const remote = this.config.connect?.(this.config) ?? new HttpRemote({ baseUrl: upstream, token, ...(this.config.timeoutMs ? { timeoutMs: this.config.timeoutMs } : {}), ...(this.config.ca ? { ca: this.config.ca } : {}) });
       this.remote = remote;
       try {
         const self = await remote.self();

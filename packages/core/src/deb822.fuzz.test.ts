@@ -21,6 +21,7 @@ describe('deb822 scanner under fuzzing', () => {
       seed: SEED,
       iterations: 6000 * scale,
       budgetMs: 1500 * scale,
+      minIterations: 501,
       now: () => performance.now(),
       mutate: (s, rng, corpus) => mutateLatin1(s, rng, corpus, { dictionary: DICTIONARY }),
       codes: [],

@@ -436,6 +436,8 @@ export interface FuzzOptions<T> {
   iterations: number;
   /** and at most this much time (checked between iterations) */
   budgetMs: number;
+  /** but at least this many iterations, however long they take (a loaded machine still runs them all) */
+  minIterations?: number;
   mutate: (input: T, rng: FuzzRng, corpus: readonly T[]) => T;
   /**
    * Feeds one input to the parser. Call `reached()` when the input got past the first parse
@@ -559,7 +561,7 @@ export async function fuzz<T>(opts: FuzzOptions<T>): Promise<FuzzStats> {
   for (let i = 0; i < opts.corpus.length; i++) await one(opts.corpus[i]!, -i - 1);
   Object.assign(stats, before);
   for (let i = 0; i < opts.iterations; i++) {
-    if (i > 0 && opts.now() - start > opts.budgetMs) break;
+    if (i > 0 && i >= (opts.minIterations ?? 0) && opts.now() - start > opts.budgetMs) break;
     const input = fuzzInput(opts, i);
     stats.iterations++;
     await one(input, i);

@@ -73,7 +73,12 @@ export const CreateDeploymentBody = z.strictObject({
 export function deploymentRoutes(ctx: AppContext): FastifyPluginAsyncZod {
   const { db } = ctx;
   const wakeups = ctx.wakeups;
+  const shutdown = new AbortController();
   return async (app) => {
+    app.addHook('preClose', (done) => {
+      shutdown.abort();
+      done();
+    });
     const device = { auth: 'device' as const };
 
     app.post(
@@ -210,7 +215,7 @@ export function deploymentRoutes(ctx: AppContext): FastifyPluginAsyncZod {
           }),
         },
       },
-      async (req) => {
+      async (req, reply) => {
         const deviceId = requireDevice(req).id;
         const takesJobs = req.query.installs === 'true';
         // an administrator's "scan now" is answered at once, and only once
@@ -222,6 +227,10 @@ export function deploymentRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         if (jobs.length || req.query.wait === 0) return { jobs };
         const closed = new AbortController();
         req.raw.once('close', () => closed.abort());
+        // a server that is stopping answers its long polls now instead of holding its close for them
+        const onShutdown = () => closed.abort();
+        shutdown.signal.addEventListener('abort', onShutdown, { once: true });
+        reply.raw.once('close', () => shutdown.signal.removeEventListener('abort', onShutdown));
         const until = Date.now() + req.query.wait * 1000;
         while (!jobs.length && !closed.signal.aborted && Date.now() < until) {
           await wakeups.wait(deviceId, until - Date.now(), closed.signal);

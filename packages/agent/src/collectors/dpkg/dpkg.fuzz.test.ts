@@ -31,6 +31,7 @@ describe('dpkg status parser under fuzzing', () => {
       seed: SEED,
       iterations: 4000 * scale,
       budgetMs: 1500 * scale,
+      minIterations: 301,
       now: () => performance.now(),
       mutate: (s, rng, corpus) => mutateText(s, rng, corpus, { dictionary: DICTIONARY }),
       codes: [],

@@ -31,6 +31,7 @@ describe('apt Packages index under fuzzing', () => {
       seed: SEED,
       iterations: 4000 * scale,
       budgetMs: 1500 * scale,
+      minIterations: 301,
       now,
       mutate: (s, rng, corpus) => mutateLatin1(s, rng, corpus, { dictionary: INDEX_DICTIONARY }),
       codes: [],

@@ -1,7 +1,7 @@
 /** Assembles the HTTP server: auth, errors, gzip bodies, OpenAPI docs, features, console. */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
 import fastifyCookie from '@fastify/cookie';
@@ -103,6 +103,14 @@ export async function buildApp(opts: AppOptions): Promise<PatchwardenApp> {
     // (two regular expressions over each body) would only repeat that check.
     onProtoPoisoning: 'ignore',
     onConstructorPoisoning: 'ignore',
+    // a path parameter longer than the router's default of 100 would match no route (a
+    // misleading "no route"): each route's own schema says how long its parameters may be
+    routerOptions: { maxParamLength: 2048 },
+    // what the router refuses before any route (a malformed or far too long path) still gets a coded answer
+    frameworkErrors: (err: Error, _req: unknown, reply: FastifyReply) => {
+      const pw = new PatchwardenError('E_VALIDATION', `the request path cannot be read: ${err.message}`, { hint: 'path parameters are percent-encoded and at most 2048 characters' });
+      void reply.code(pw.httpStatus).send(pw.toBody());
+    },
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);

@@ -5,7 +5,8 @@
  * approve the patch for the group on its page, create a deployment in two rings with the preview
  * showing them, watch its progress change while the page stays open (no reload), undo it,
  * export the needed-patches report as CSV and PDF (the PDF holds the CSV's rows), and see a
- * patch title made of HTML shown as text. Last, screenshots of the main pages at 1366×768:
+ * patch title made of HTML shown as text, and approve a machine's second enrollment from its
+ * device page. Last, screenshots of the main pages at 1366×768:
  * into docs/screenshots/ when PATCHWARDEN_SCREENSHOTS=1, else into the test's temporary folder.
  */
 import { execFileSync } from 'node:child_process';
@@ -233,6 +234,35 @@ describeBrowser('console flow: a real server, real agents, a real browser', () =
       expect(await pwned(), `${where}: window.__pwned`).toBeUndefined();
       expect(await page.locator('main img[src="x"]').count(), `${where}: an <img> from the title`).toBe(0);
     }
+  }, BROWSER_TEST_MS);
+
+  it("approves a machine's second enrollment from the device page; the older record is revoked", async () => {
+    const secret = (await api<{ secret: string }>(fleet.server, 'POST', '/api/v1/enrollment-secrets', { name: 'reinstalls' })).body.secret;
+    const system = {
+      hostname: 'reinstalled',
+      os: { family: 'linux', distribution: 'debian', prettyName: 'Debian GNU/Linux 12 (bookworm)', version: '12', machine: 'x86_64', packageArch: 'amd64' },
+      kernel: { release: '6.1.0-28-amd64' },
+      machineId: 'feedc0de'.repeat(4),
+      rebootRequired: false,
+      agentVersion: '0.1.0',
+      collectors: [],
+    };
+    const enroll = async () => {
+      const r = await fetch(`${fleet.server.url}/api/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ secret, system, publicKey: 'ab'.repeat(32) }) });
+      expect(r.status).toBe(200);
+      return (await r.json()) as { deviceId: string; status: string };
+    };
+    const first = await enroll();
+    const second = await enroll();
+    expect([first.status, second.status]).toEqual(['active', 'pending']);
+    await page.goto(`${fleet.server.url}/${hashOf.device(second.deviceId)}`);
+    const notice = page.getByRole('region', { name: 'Waiting for approval' });
+    await notice.waitFor();
+    await notice.getByRole('button', { name: 'Approve this enrollment' }).click();
+    await until('the device to be active', async () => (await page.locator('.page-header .badge').textContent()) === 'active');
+    expect(await notice.count()).toBe(0);
+    const old = await api<{ status: string }>(fleet.server, 'GET', `/api/v1/devices/${first.deviceId}`);
+    expect(old.body.status).toBe('revoked');
   }, BROWSER_TEST_MS);
 
   it('logged no error in the browser console along the way', () => {

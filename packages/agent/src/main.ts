@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_DATA_DIR, PatchwardenError } from '@patchwarden/core';
 import { checkinOnce, enrollAgent } from './run.js';
-import { fetchVerifiedTarget } from './catalog.js';
+import { fetchVerifiedTarget, fileVoucher } from './catalog.js';
 import { loadState, saveState } from './state.js';
 import { runAgent } from './daemon.js';
 import { listJournals, processJobs } from './jobs/loop.js';
@@ -55,7 +55,12 @@ async function main(argv: string[]): Promise<number> {
   }
   const opts = {
     dataDir: values['data-dir']!,
-    collect: { root: values.root!, ...(values['dpkg-status'] ? { dpkgStatus: values['dpkg-status'] } : {}) },
+    collect: {
+      root: values.root!,
+      ...(values['dpkg-status'] ? { dpkgStatus: values['dpkg-status'] } : {}),
+      // files the server asks for are read only where a verified catalog rule names them
+      vouch: fileVoucher(values['data-dir']!),
+    },
   };
   if (cmd === 'enroll') {
     if (!values.server || !values.secret) throw new PatchwardenError('E_VALIDATION', 'enroll needs --server and --secret');

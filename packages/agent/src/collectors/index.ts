@@ -33,6 +33,12 @@ export interface CollectOptions {
   kernelRelease?: string;
   /** Files to report (existence, size, sha256, mtime): the paths the server's catalog rules name. */
   files?: readonly string[];
+  /**
+   * Keeps, of `files`, those a verified catalog rule names (catalog.ts `vouchedFiles`). A running
+   * agent always sets it: the server's word alone never makes it read a file. Without it `files`
+   * are read as given (the job runner passes the files of a manifest it verified itself).
+   */
+  vouch?: (paths: readonly string[]) => Promise<readonly string[]>;
 }
 
 export interface CollectedFacts {
@@ -63,7 +69,8 @@ export async function collectFacts(opts: CollectOptions): Promise<CollectedFacts
   if (timezone !== undefined) system.timezone = timezone;
   if (machineId !== undefined) system.machineId = machineId;
   if (inventory.held?.length) system.heldPackages = inventory.held;
-  if (opts.files?.length) system.files = await collectFiles(root, opts.files.slice(0, MAX_WATCHED_FILES));
+  const files = opts.files?.length && opts.vouch ? await opts.vouch(opts.files) : opts.files;
+  if (files?.length) system.files = await collectFiles(root, files.slice(0, MAX_WATCHED_FILES));
   const packages = inventory.packages;
   // The parser already refuses duplicate keys, so sorting cannot find one.
   sortInventory(packages);

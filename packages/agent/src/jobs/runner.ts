@@ -26,7 +26,7 @@ import { fetchVerifiedTarget } from '../catalog.js';
 import { downloadToFile, request } from '../transport.js';
 import type { AgentState } from '../state.js';
 import { Journal, writeDurable } from './journal.js';
-import { verifyPatchObject, type VerifiedObject } from './verify.js';
+import { targetPathOf, verifyPatchObject, type VerifiedObject } from './verify.js';
 import { applyPlan, installerFor, planActions, preflightPlan, rollbackPlan, snapshotPlan, undoPlan, type Plan } from './plan.js';
 
 export interface JobContext {
@@ -71,7 +71,9 @@ async function evalFacts(ctx: JobContext, manifests: PatchManifest[]) {
   for (const m of manifests) {
     for (const k of [...ruleFactKeys(m.applicability), ...ruleFactKeys(m.installed)]) if (k.startsWith('file:')) files.add(k.slice(5));
   }
-  const { system, packages } = await collectFacts({ ...ctx.collect, ...(files.size ? { files: [...files] } : {}) });
+  // these files come from manifests verified here, and an undo must not need the catalog: no vouching
+  const { vouch: _vouch, ...collect } = ctx.collect;
+  const { system, packages } = await collectFacts({ ...collect, ...(files.size ? { files: [...files] } : {}) });
   const managers = system.collectors.filter((c) => c.status === 'ok').map((c) => c.name);
   return {
     system,
@@ -105,7 +107,9 @@ function loadObject(ctx: JobContext, j: Journal): VerifiedObject {
   if (!o) throw new PatchwardenError('E_INTERNAL', `job ${j.job.id} has no downloaded patch object`);
   const bytes = readFileSync(path.join(j.dir, o.file));
   if (sha256(bytes) !== o.sha256) throw new PatchwardenError('E_DIGEST_MISMATCH', `the kept patch object of job ${j.job.id} changed on disk`);
-  return verifyPatchObject(ctx.dataDir, j.job, o.kind, bytes);
+  // an undo restores what its install job verified: the object is checked against that job
+  const job = j.job.kind === 'undo' ? Journal.load(ctx.dataDir, j.job.undoes).job : j.job;
+  return verifyPatchObject(ctx.dataDir, job, o.kind, bytes);
 }
 
 /** Fetches the patch object through TUF and every package file its install actions fetch. */
@@ -199,11 +203,11 @@ async function runInstall(ctx: JobContext, j: Journal): Promise<Outcome> {
 }
 
 async function fetchRequired(ctx: JobContext, id: string): Promise<PatchManifest | null> {
-  for (const suffix of ['.json', '.bundle'] as const) {
+  for (const kind of ['json', 'bundle'] as const) {
     try {
-      const bytes = await fetchVerifiedTarget(ctx.dataDir, ctx.agent, `${id}${suffix}`);
-      const fake = { id: 'prereq00', kind: 'install', deploymentId: 'prereq00', patch: { id, revision: 0 }, target: `${id}${suffix}`, notBefore: new Date(0).toISOString(), deadline: null } as const;
-      const kind = suffix === '.bundle' ? 'bundle' : 'json';
+      const target = targetPathOf(id, kind);
+      const bytes = await fetchVerifiedTarget(ctx.dataDir, ctx.agent, target);
+      const fake = { id: 'prereq00', kind: 'install', deploymentId: 'prereq00', patch: { id, revision: 0 }, target, notBefore: new Date(0).toISOString(), deadline: null } as const;
       // the revision is whatever the catalog lists now
       const v = verifyPatchObject(ctx.dataDir, { ...fake, patch: { id, revision: peekRevision(kind, bytes) } }, kind, bytes);
       return v.manifest;
@@ -371,7 +375,7 @@ export async function runJob(ctx: JobContext, j: Journal): Promise<FinalJobState
         // the server or network went away before anything changed: try again on the next pass
         j.enter('queued', `will retry: ${(err as Error).message}`, now(ctx));
         throw new Deferred((err as Error).message);
-      } else decide(j, 'failed', (err as Error).message);
+      } else decide(j, 'failed', err instanceof PatchwardenError ? `${err.code}: ${err.message}` : (err as Error).message);
     }
     j.save();
   }

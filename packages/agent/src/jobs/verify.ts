@@ -2,7 +2,10 @@
  * What the agent checks about a patch object before anything of it is used, beyond tuf-js's
  * verification of the catalog: the object is the job's patch; a vendor object (signed by an
  * online role) holds package-manager actions only; a bundle carries enough signatures of the
- * author keys that the pinned catalog delegates `custom/*` to.
+ * author keys that the pinned catalog delegates `custom/*` to; and the object sits at the path
+ * its id names, so a `custom/*` patch is only ever taken from the role its authors sign (an
+ * online key could otherwise list an author's bundle, even one the author retracted, under a
+ * vendor path).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -10,6 +13,7 @@ import {
   actionsNeedAuthor,
   parseManifest,
   PatchwardenError,
+  ruleFactKeys,
   verifyBundle,
   type AgentJob,
   type PatchManifest,
@@ -45,7 +49,31 @@ function authorKeys(dataDir: string): { trusted: Map<string, TufPublicKey>; thre
   return { trusted, threshold: Math.max(1, role.threshold) };
 }
 
+/** Where the signed catalog keeps a patch object (the server's `targetPathOf`). */
+export function targetPathOf(id: string, kind: 'json' | 'bundle'): string {
+  const at = id.indexOf('/');
+  return `${id.slice(0, at)}/${id.slice(at + 1).replaceAll('/', '.S.')}.${kind}`;
+}
+
 export function verifyPatchObject(dataDir: string, job: AgentJob, kind: 'json' | 'bundle', bytes: Buffer): VerifiedObject {
+  const v = readPatchObject(dataDir, job.target, kind, bytes);
+  const manifest = v.manifest;
+  if (manifest.id !== job.patch.id || manifest.revision !== job.patch.revision) {
+    throw new PatchwardenError('E_SIGNATURE_INVALID', `the job names ${job.patch.id} r${job.patch.revision}, but the signed object is ${manifest.id} r${manifest.revision}`, {
+      hint: 'the catalog moved on since the deployment was made; deploy the current revision',
+    });
+  }
+  return v;
+}
+
+/** The files a verified patch object's rules read (what the agent may be asked to report). */
+export function ruleFilesOf(dataDir: string, targetPath: string, bytes: Buffer): { files: string[] } {
+  const { manifest } = readPatchObject(dataDir, targetPath, targetPath.endsWith('.bundle') ? 'bundle' : 'json', bytes);
+  const keys = [...ruleFactKeys(manifest.applicability), ...ruleFactKeys(manifest.installed)];
+  return { files: [...new Set(keys.filter((k) => k.startsWith('file:')).map((k) => k.slice(5)))] };
+}
+
+function readPatchObject(dataDir: string, target: string, kind: 'json' | 'bundle', bytes: Buffer): VerifiedObject {
   let manifest: PatchManifest;
   let payload = new Map<string, Buffer>();
   if (kind === 'bundle') {
@@ -58,7 +86,7 @@ export function verifyPatchObject(dataDir: string, job: AgentJob, kind: 'json' |
     try {
       json = JSON.parse(bytes.toString('utf8'));
     } catch (err) {
-      throw new PatchwardenError('E_VALIDATION', `the patch object ${job.target} is not JSON: ${(err as Error).message}`);
+      throw new PatchwardenError('E_VALIDATION', `the patch object ${target} is not JSON: ${(err as Error).message}`);
     }
     manifest = parseManifest(json);
     // the agent holds this line itself, even against a server whose online key was stolen
@@ -68,9 +96,9 @@ export function verifyPatchObject(dataDir: string, job: AgentJob, kind: 'json' |
       });
     }
   }
-  if (manifest.id !== job.patch.id || manifest.revision !== job.patch.revision) {
-    throw new PatchwardenError('E_SIGNATURE_INVALID', `the job names ${job.patch.id} r${job.patch.revision}, but the signed object is ${manifest.id} r${manifest.revision}`, {
-      hint: 'the catalog moved on since the deployment was made; deploy the current revision',
+  if (target !== targetPathOf(manifest.id, kind)) {
+    throw new PatchwardenError('E_SIGNATURE_INVALID', `${manifest.id} r${manifest.revision} was found at ${target}, not at ${targetPathOf(manifest.id, kind)} where the catalog keeps it`, {
+      hint: 'a patch object listed under another path was signed for another role; the server may be compromised; nothing of it was run',
     });
   }
   return { manifest, payload };

@@ -26,6 +26,8 @@ function collectOptions(cmd: Command): Command {
 function collectOf(flags: CollectFlags) {
   return {
     root: flags.root,
+    // files the server asks for are read only where a verified catalog rule names them
+    vouch: async (paths: readonly string[]) => (await import('@patchwarden/agent')).fileVoucher(flags.dataDir)(paths),
     ...(flags.dpkgStatus ? { dpkgStatus: flags.dpkgStatus } : {}),
     ...(flags.hostname ? { hostname: flags.hostname } : {}),
   };

@@ -22,6 +22,13 @@ function readDoc(path: string): Record<string, unknown> {
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
+async function readOnlinePublic(file: string) {
+  const { readPublicKey } = await import('@patchwarden/server');
+  const k = await readPublicKey(file);
+  if (k.role !== 'online') throw new PatchwardenError('E_KEY_INVALID', `${file} is a ${k.role} key; the server signs timestamp, snapshot and vendor patches with an online key`, { hint: 'create one with `patchwarden keys create NAME --role online`' });
+  return k;
+}
+
 export function keysCommands(program: Command): void {
   const keys = program
     .command('keys')
@@ -41,7 +48,13 @@ A catalog whose root stays offline (set "localRoot": false in the server's serve
       --online SERVER_DATA/keys/online.pub --out .       → 1.root.json, 1.targets.json
   patchwarden catalog import-metadata 1.root.json 1.targets.json
   patchwarden keys sign-targets --key root-1.key --key root-2.key --add-author alice.pub
-  patchwarden keys rotate-root --key root-1.key --key root-2.key --new-key root-4.key --threshold 1`,
+  patchwarden keys rotate-root --key root-1.key --key root-2.key --new-key root-4.key --threshold 1
+
+After the server's online key was compromised (docs/key-recovery.md):
+  patchwarden keys create online-2 --role online --out /safe/place
+  patchwarden keys rotate-root --key root-1.key --key root-2.key --online online-2.pub --out next.root.json
+  patchwarden keys sign-targets --key root-1.key --key root-2.key --online online-2.pub --out next.targets.json
+  (stop the server) patchwarden keys rotate-online --data-dir DIR --new-key online-2.key next.root.json next.targets.json`,
     );
 
   keys
@@ -131,15 +144,16 @@ A catalog whose root stays offline (set "localRoot": false in the server's serve
     .requiredOption('--key <file>', 'a private targets key (repeatable)', collect)
     .option('--add-author <file>', 'trust this author public key (repeatable)', collect)
     .option('--remove-author <keyid>', 'stop trusting this author key id (repeatable)', collect)
+    .option('--online <file>', "delegate vendor patches to this online public key instead (replacing a compromised online key; see docs/key-recovery.md)")
     .option('--expires-days <n>', 'how long it lasts', '365')
     .option('--out <file>', 'write the signed document here instead of sending it to the server')
-    .action(async (f: ClientOptions & { json?: boolean; key: string[]; addAuthor?: string[]; removeAuthor?: string[]; expiresDays: string; out?: string }) => {
+    .action(async (f: ClientOptions & { json?: boolean; key: string[]; addAuthor?: string[]; removeAuthor?: string[]; online?: string; expiresDays: string; out?: string }) => {
       const { readPrivateKey, readPublicKey, signTargets, topTargetsSigned } = await import('@patchwarden/server');
       const api = ApiClient.from(f);
       const cur = (await api.call<{ signed: { version: number; delegations: { keys: Record<string, { keytype: 'ed25519'; scheme: 'ed25519'; keyval: { public: string } }>; roles: { name: string; keyids: string[] }[] } } }>('GET', '/api/v1/catalog/metadata/targets')).signed;
       const vendors = cur.delegations.roles.find((r) => r.name === 'vendors')!;
       const onlineId = vendors.keyids[0]!;
-      const online = { type: 'patchwarden-public-key' as const, name: 'online', role: 'online' as const, keyid: onlineId, public: cur.delegations.keys[onlineId]! };
+      const online = f.online ? await readOnlinePublic(f.online) : { type: 'patchwarden-public-key' as const, name: 'online', role: 'online' as const, keyid: onlineId, public: cur.delegations.keys[onlineId]! };
       const drop = new Set(f.removeAuthor ?? []);
       const custom = cur.delegations.roles.find((r) => r.name === 'custom');
       const authors = (custom?.keyids ?? []).filter((id) => !drop.has(id)).map((id) => ({ keyid: id, public: cur.delegations.keys[id]! }));
@@ -152,7 +166,7 @@ A catalog whose root stays offline (set "localRoot": false in the server's serve
       const doc = signTargets(topTargetsSigned({ version: cur.version + 1, expiresAt: Date.now() + Number(f.expiresDays) * DAY, online, authors }), signers);
       if (f.out) {
         writeFileSync(f.out, doc);
-        return console.log(`wrote ${f.out}: targets version ${cur.version + 1}, ${authors.length} author key(s)`);
+        return console.log(`wrote ${f.out}: targets version ${cur.version + 1}, ${authors.length} author key(s)${f.online ? `, vendor patches on online key ${online.keyid.slice(0, 16)}…` : ''}`);
       }
       const res = await api.call<{ targets?: number }>('POST', '/api/v1/catalog/metadata', { targets: JSON.parse(doc.toString('utf8')) as unknown });
       if (f.json) return printJson(res);
@@ -163,11 +177,11 @@ A catalog whose root stays offline (set "localRoot": false in the server's serve
     .requiredOption('--key <file>', 'a current private root key (repeatable; a threshold of them)', collect)
     .option('--new-key <file>', 'a private key of the new root (repeatable; signs too)', collect)
     .option('--new-pub <file>', 'a public key of the new root that does not sign now (repeatable)', collect)
-    .option('--threshold <n>', 'the new root threshold', '1')
-    .option('--online <file>', "the server's online public key (default: unchanged)")
+    .option('--threshold <n>', 'the new root threshold (default: unchanged)')
+    .option('--online <file>', "the server's online public key (default: unchanged; a new one replaces a compromised key, see docs/key-recovery.md)")
     .option('--expires-days <n>', 'how long it lasts', '365')
     .option('--out <file>', 'write the signed root here instead of sending it to the server')
-    .action(async (f: ClientOptions & { json?: boolean; key: string[]; newKey?: string[]; newPub?: string[]; threshold: string; online?: string; expiresDays: string; out?: string }) => {
+    .action(async (f: ClientOptions & { json?: boolean; key: string[]; newKey?: string[]; newPub?: string[]; threshold?: string; online?: string; expiresDays: string; out?: string }) => {
       const { readPrivateKey, readPublicKey, rootSigned, signRoot } = await import('@patchwarden/server');
       const api = ApiClient.from(f);
       type KeyJson = { keytype: 'ed25519'; scheme: 'ed25519'; keyval: { public: string } };
@@ -177,12 +191,13 @@ A catalog whose root stays offline (set "localRoot": false in the server's serve
       const fresh = await Promise.all((f.newKey ?? []).map((k) => readPrivateKey(k)));
       const freshPubs = await Promise.all((f.newPub ?? []).map((k) => readPublicKey(k)));
       const rootKeys = fresh.length || freshPubs.length ? [...fresh, ...freshPubs] : cur.roles.root!.keyids.map((id) => pubOf(id, 'root'));
-      const online = f.online ? await readPublicKey(f.online) : pubOf(cur.roles.timestamp!.keyids[0]!, 'online');
+      const online = f.online ? await readOnlinePublic(f.online) : pubOf(cur.roles.timestamp!.keyids[0]!, 'online');
       const signed = rootSigned({
         version: cur.version + 1,
         expiresAt: Date.now() + Number(f.expiresDays) * DAY,
         rootKeys,
-        rootThreshold: Number(f.threshold),
+        // a lower threshold is a decision, never a default
+        rootThreshold: f.threshold === undefined ? cur.roles.root!.threshold : Number(f.threshold),
         targetsKeys: cur.roles.targets!.keyids.map((id) => pubOf(id, 'targets')),
         targetsThreshold: cur.roles.targets!.threshold,
         online,
@@ -190,11 +205,76 @@ A catalog whose root stays offline (set "localRoot": false in the server's serve
       const doc = signRoot(signed, [...new Map([...old, ...fresh].map((k) => [k.keyid, k])).values()]);
       if (f.out) {
         writeFileSync(f.out, doc);
-        return console.log(`wrote ${f.out}: root version ${cur.version + 1}`);
+        return console.log(`wrote ${f.out}: root version ${cur.version + 1}${f.online ? `, timestamp and snapshot on online key ${online.keyid.slice(0, 16)}…` : ''}`);
       }
       const res = await api.call<{ root?: number }>('POST', '/api/v1/catalog/metadata', { root: JSON.parse(doc.toString('utf8')) as unknown });
       if (f.json) return printJson(res);
       console.log(`root is now version ${res.root}; agents and local servers walk to it from the root they pinned`);
+    });
+
+  keys
+    .command('rotate-online [files...]')
+    .description("replace the server's online key (after it was compromised): run on the server's machine while the server is stopped")
+    .requiredOption('--new-key <file>', 'the new online private key (`patchwarden keys create NAME --role online`)')
+    .option('--data-dir <dir>', "the server's data directory")
+    .option('--database <url>', "the server's database (default: the data directory's SQLite file)")
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      `
+FILES are the next root and top-level targets, signed offline and naming the new key
+(\`keys rotate-root --online NEW.pub --out\`, \`keys sign-targets --online NEW.pub --out\`). A server
+that holds its root key (local mode) signs them itself: give no files. Every online role is
+re-signed with the new key in the same transaction, and keys/online.key is replaced.
+The whole procedure: docs/key-recovery.md.`,
+    )
+    .action(async (files: string[], f: { newKey: string; dataDir?: string; database?: string; json?: boolean }) => {
+      const { loadServerConfig, databaseUrl, openDatabase, loadOrCreateRepoKeys, readPrivateKey, TufRepository, rotateOnlineKey } = await import('@patchwarden/server');
+      const { existsSync, renameSync } = await import('node:fs');
+      const { join } = await import('node:path');
+      const config = loadServerConfig({ flags: { dataDir: f.dataDir, database: f.database } });
+      const keyDir = join(config.dataDir, 'keys');
+      if (!existsSync(join(keyDir, 'online.key'))) throw new PatchwardenError('E_CONFIG_INVALID', `${config.dataDir} holds no online key (keys/online.key)`, { hint: "pass the server's --data-dir" });
+      const newKey = await readPrivateKey(f.newKey);
+      if (newKey.role !== 'online') throw new PatchwardenError('E_KEY_INVALID', `${f.newKey} is a ${newKey.role} key, not an online key`, { hint: 'create one with `patchwarden keys create NAME --role online`' });
+      const keys = await loadOrCreateRepoKeys(config.dataDir, { allowLocalRoot: false });
+      const oldId = keys.online.keyid;
+      const database = await openDatabase({ url: databaseUrl(config) });
+      let out: { root: number; targets?: number; resigned?: string[] };
+      try {
+        const repo = new TufRepository(database.db, keys, Date.now);
+        if (!(await repo.initialized())) throw new PatchwardenError('E_CONFLICT', 'the catalog has no root yet: there is no online key to replace');
+        if (files.length) {
+          const input: { root?: unknown; targets?: unknown } = {};
+          for (const file of files) {
+            const doc = readDoc(file);
+            const type = (doc.signed as { _type?: string } | undefined)?._type;
+            if (type !== 'root' && type !== 'targets') throw new PatchwardenError('E_VALIDATION', `${file} is neither root nor targets metadata`);
+            input[type] = doc;
+          }
+          out = await rotateOnlineKey(repo, Date.now(), newKey, { root: input.root, targets: input.targets });
+        } else {
+          if (!keys.root?.length) {
+            throw new PatchwardenError('E_VALIDATION', "this server's root stays offline: give the next root and top-level targets, signed offline and naming the new key", {
+              hint: 'see docs/key-recovery.md: `keys rotate-root --online NEW.pub --out` and `keys sign-targets --online NEW.pub --out`',
+            });
+          }
+          const threshold = ((await repo.role('root')).json.signed as { roles: { root: { threshold: number } } }).roles.root.threshold;
+          out = { root: await repo.rotateRoot({ root: keys.root, threshold, online: newKey }) };
+        }
+      } finally {
+        await database.close();
+      }
+      // the catalog now names the new key alone: the server must start with it
+      const { publicFileOf } = await import('@patchwarden/core');
+      writeFileSync(join(keyDir, 'online.key.next'), JSON.stringify({ ...newKey, name: 'online' }, null, 2) + '\n', { mode: 0o600 });
+      writeFileSync(join(keyDir, 'online.pub.next'), JSON.stringify(publicFileOf({ ...newKey, name: 'online' }), null, 2) + '\n', { mode: 0o644 });
+      renameSync(join(keyDir, 'online.key.next'), join(keyDir, 'online.key'));
+      renameSync(join(keyDir, 'online.pub.next'), join(keyDir, 'online.pub'));
+      const res = { oldKeyId: oldId, newKeyId: newKey.keyid, ...out };
+      if (f.json) return printJson(res);
+      console.log(`the catalog's online key is now ${newKey.keyid.slice(0, 16)}… (was ${oldId.slice(0, 16)}…): root version ${out.root}${out.targets ? `, targets version ${out.targets}` : ''}, online roles re-signed`);
+      console.log(`next: start the server; agents and local servers walk to root version ${out.root} by themselves and refuse what the old key signs`);
     });
 
   const catalog = program.commands.find((c) => c.name() === 'catalog') ?? program.command('catalog');

@@ -12,6 +12,8 @@ export interface KeyRef {
   keyid: string;
   public: TufPublicKey;
 }
+import type { Transaction } from 'kysely';
+import type { DB } from '../../db/schema.js';
 import { LIFETIME, SPEC_VERSION, signMetadata, type TufRepository } from './repo.js';
 
 const iso = (ms: number) => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
@@ -123,7 +125,12 @@ function checkTopTargets(t: Targets, online: string) {
  * and initializes the catalog; later ones must be the next version, signed by a threshold of
  * the current root (and, for a root, of itself too: a rotation).
  */
-export async function importOfflineMetadata(repo: TufRepository, now: number, input: { root?: unknown; targets?: unknown }): Promise<{ root?: number; targets?: number }> {
+export async function importOfflineMetadata(
+  repo: TufRepository,
+  now: number,
+  input: { root?: unknown; targets?: unknown },
+  opts: { alsoInTransaction?: (tx: Transaction<DB>) => Promise<void> } = {},
+): Promise<{ root?: number; targets?: number }> {
   const online = repo.onlinePublic;
   const initialized = await repo.initialized();
   const out: { root?: number; targets?: number } = {};
@@ -171,9 +178,43 @@ export async function importOfflineMetadata(repo: TufRepository, now: number, in
       out.targets = targets.signed.version;
     }
     if (!initialized) await repo.createVendors(tx);
+    await opts.alsoInTransaction?.(tx);
     await repo.snapshotAndTimestamp(tx);
   });
   return out;
+}
+
+/**
+ * Recovery from a compromised online key, on a catalog whose root stays offline: the next root
+ * (naming the new online key for timestamp and snapshot) and top-level targets (delegating
+ * vendors to it), both signed offline, are checked as any import, and in the same transaction
+ * every online role is re-signed with the new key. Metadata the old key signs from then on
+ * verifies for no client that has read the new root. The server must not be running (it would
+ * go on signing with the old key it holds in memory); the caller replaces keys/online.key.
+ */
+export async function rotateOnlineKey(repo: TufRepository, now: number, newKey: PrivateKeyFile, input: { root: unknown; targets: unknown }): Promise<{ root: number; targets: number; resigned: string[] }> {
+  if (newKey.role !== 'online') throw new PatchwardenError('E_KEY_INVALID', `the new key is a ${newKey.role} key; the server signs with an online key`, { hint: 'create one with `patchwarden keys create NAME --role online`' });
+  const old = repo.onlinePublic;
+  if (old.keyid === newKey.keyid) throw new PatchwardenError('E_VALIDATION', 'the new online key is the one the catalog uses already');
+  const current = (await repo.role('root')).json.signed as { roles?: Record<string, { keyids?: string[] }> };
+  if (current.roles?.timestamp?.keyids?.[0] !== old.keyid) {
+    throw new PatchwardenError('E_CONFIG_INVALID', "this data directory's keys/online.key is not the key the catalog's root names", { hint: 'run this against the data directory of the server that signs this catalog' });
+  }
+  if (input.root === undefined || input.targets === undefined) {
+    throw new PatchwardenError('E_VALIDATION', 'replacing the online key takes the next root and the next top-level targets, both naming the new key', {
+      hint: 'sign them offline with `patchwarden keys rotate-root --online NEW.pub` and `patchwarden keys sign-targets --online NEW.pub`',
+    });
+  }
+  // the checks of the import then hold the new documents to the new key; this repository
+  // object serves this one rotation (the command that calls it exits after)
+  repo.useOnlineKey(newKey);
+  let resigned: string[] = [];
+  const out = await importOfflineMetadata(repo, now, input, {
+    alsoInTransaction: async (tx) => {
+      resigned = await repo.resignOnlineRoles(tx);
+    },
+  });
+  return { root: out.root!, targets: out.targets!, resigned };
 }
 
 /** The metadata as one canonical JSON document, as the repository writes every file. */

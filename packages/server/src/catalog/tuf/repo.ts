@@ -18,7 +18,7 @@
  */
 import { Metadata, MetadataKind, Signature as TufSignature, Targets, type Root } from '@tufjs/models';
 import type { Kysely, Transaction } from 'kysely';
-import { canonicalJson, PatchwardenError, sha256Hex, signBytes, type PrivateKeyFile, type PublicKeyFile } from '@patchwarden/core';
+import { canonicalJson, PatchwardenError, ruleFactKeys, sha256Hex, signBytes, type PrivateKeyFile, type PublicKeyFile, type Rule } from '@patchwarden/core';
 import type { DB } from '../../db/schema.js';
 
 export const SPEC_VERSION = '1.0.31';
@@ -363,9 +363,14 @@ export class TufRepository {
     for (let i = 0; i < bins.length; i += 500) {
       const part = bins.slice(i, i + 500);
       for (const r of await tx.selectFrom('tuf_roles').select(['name', 'version']).where('name', 'in', part).execute()) versions.set(r.name, r.version);
-      for (const t of await tx.selectFrom('tuf_targets').selectAll().where('role', 'in', part).execute()) {
+      const rows = await tx.selectFrom('tuf_targets').selectAll().where('role', 'in', part).execute();
+      const files = await this.ruleFiles(tx, rows.map((t) => t.sha256));
+      for (const t of rows) {
         const m = byBin.get(t.role) ?? {};
-        m[t.path] = { length: t.length, hashes: { sha256: t.sha256 }, custom: { patch: t.patch_id, revision: t.revision } };
+        // the files its rules read, signed with the entry: an agent asked to report a file finds
+        // the patches that name it without fetching every patch (agent catalog.ts, vouchedFiles)
+        const named = files.get(t.sha256);
+        m[t.path] = { length: t.length, hashes: { sha256: t.sha256 }, custom: { patch: t.patch_id, revision: t.revision, ...(named?.length ? { files: named } : {}) } };
         byBin.set(t.role, m);
       }
     }
@@ -374,6 +379,25 @@ export class TufRepository {
       const signed = { _type: 'targets', spec_version: SPEC_VERSION, version, expires: iso(now + LIFETIME.online), targets: byBin.get(bin) ?? {} };
       await this.store(tx, bin, version, signBinFast(signed, this.keys.online), now + LIFETIME.online);
     }
+  }
+
+  /** The file paths the rules of these patch objects read, by the object's sha256. */
+  private async ruleFiles(tx: Db, shas: string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    const unique = [...new Set(shas)];
+    for (let i = 0; i < unique.length; i += 500) {
+      for (const c of await tx.selectFrom('content').select(['sha256', 'bytes']).where('sha256', 'in', unique.slice(i, i + 500)).execute()) {
+        try {
+          const m = JSON.parse(Buffer.from(c.bytes).toString('utf8')) as { applicability?: Rule; installed?: Rule };
+          const keys = [...(m.applicability ? ruleFactKeys(m.applicability) : []), ...(m.installed ? ruleFactKeys(m.installed) : [])];
+          const files = [...new Set(keys.filter((k) => k.startsWith('file:')).map((k) => k.slice(5)))].sort();
+          if (files.length) out.set(c.sha256, files);
+        } catch {
+          // not a manifest: it names no file
+        }
+      }
+    }
+    return out;
   }
 
   /**
@@ -469,32 +493,50 @@ export class TufRepository {
       },
     };
     const signers = [...new Map([...old, ...next.root].map((k) => [k.keyid, k])).values()];
+    const authors = next.online && this.holdsTargetsKeys ? await this.currentAuthors() : null;
     await this.db.transaction().execute(async (tx) => {
       await this.store(tx, 'root', version, signMetadata(MetadataKind.Root, root, signers), now + LIFETIME.root);
       if (next.online) {
-        (this.keys as { online: PrivateKeyFile }).online = next.online;
-        // every online-signed role moves to the new key at once
-        const names = (await tx.selectFrom('tuf_roles').select('name').execute()).map((r) => r.name).filter((n) => !['root', 'targets', 'custom', 'snapshot', 'timestamp'].includes(n));
-        for (const name of names) {
-          const c = await this.role(name, tx);
-          const signed = { ...c.json.signed, version: c.version + 1, expires: iso(now + LIFETIME.online) } as Record<string, unknown>;
-          const d = signed.delegations as { keys: Record<string, unknown>; roles?: { keyids: string[] }[]; succinct_roles?: { keyids: string[] } } | undefined;
-          if (d) {
-            d.keys = { [next.online.keyid]: tufKeyJson(next.online) };
-            for (const r of d.roles ?? []) r.keyids = [next.online.keyid];
-            if (d.succinct_roles) d.succinct_roles.keyids = [next.online.keyid];
-          }
-          await this.store(tx, name, c.version + 1, signMetadata(MetadataKind.Targets, signed, [next.online]), now + LIFETIME.online);
+        this.useOnlineKey(next.online);
+        await this.resignOnlineRoles(tx);
+        if (authors) {
+          // the vendors delegation in top-level targets names the online key too: same transaction,
+          // so no client ever sees a root and targets that disagree about it
+          const t = await this.role('targets', tx);
+          await this.store(tx, 'targets', t.version + 1, signMetadata(MetadataKind.Targets, this.topTargets(t.version + 1, authors), this.keys.targets ?? this.keys.root ?? []), now + LIFETIME.targets);
         }
       }
       await this.snapshotAndTimestamp(tx);
     });
-    if (next.online && this.holdsTargetsKeys) {
-      // the vendors delegation in top-level targets names the online key too
-      const authors = await this.currentAuthors();
-      await this.setAuthors(authors);
-    }
     return version;
+  }
+
+  /** From now on this repository signs with `key` as its online key (after a rotation). */
+  useOnlineKey(key: PrivateKeyFile): void {
+    (this.keys as { online: PrivateKeyFile }).online = key;
+  }
+
+  /**
+   * Every online-signed targets role (vendors, vendor roles, hash bins) at its next version,
+   * signed by the current online key, delegating to it alone: what replacing a compromised
+   * online key needs besides a new root (and top-level targets) naming it.
+   */
+  async resignOnlineRoles(tx: Db): Promise<string[]> {
+    const now = this.now();
+    const online = this.keys.online;
+    const names = (await tx.selectFrom('tuf_roles').select('name').execute()).map((r) => r.name).filter((n) => !['root', 'targets', 'custom', 'snapshot', 'timestamp'].includes(n));
+    for (const name of names) {
+      const c = await this.role(name, tx);
+      const signed = { ...c.json.signed, version: c.version + 1, expires: iso(now + LIFETIME.online) } as Record<string, unknown>;
+      const d = signed.delegations as { keys: Record<string, unknown>; roles?: { keyids: string[] }[]; succinct_roles?: { keyids: string[] } } | undefined;
+      if (d) {
+        d.keys = { [online.keyid]: tufKeyJson(online) };
+        for (const r of d.roles ?? []) r.keyids = [online.keyid];
+        if (d.succinct_roles) d.succinct_roles.keyids = [online.keyid];
+      }
+      await this.store(tx, name, c.version + 1, d ? signMetadata(MetadataKind.Targets, signed, [online]) : signBinFast(signed, online), now + LIFETIME.online);
+    }
+    return names;
   }
 
   /** The author keys the current top-level targets delegates `custom/*` to. */

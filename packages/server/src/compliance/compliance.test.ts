@@ -50,6 +50,18 @@ for (const tdb of testDatabases) {
     });
     afterAll(async () => h?.close());
 
+    it('assesses devices whose identical new inventory arrives at the same moment, every check-in answered', async () => {
+      // a fresh inventory (one package changed), reported by 12 devices at once: they all fill one new context
+      const fresh = inv.packages.map((p, i) => (i === 5 ? { ...p, version: `${p.version}+same-moment` } : p));
+      const devices = [];
+      for (let i = 0; i < 12; i++) devices.push(await h.enroll({ hostname: `burst-${i}` }));
+      const answers = await Promise.all(devices.map((d, i) => h.checkin(d.token, checkinBody(systemFacts(`burst-${i}`), { mode: 'full', ...hashed(fresh) }))));
+      expect(answers.map((r) => (r.statusCode === 200 ? 200 : r.body))).toEqual(devices.map(() => 200));
+      const all = await Promise.all(devices.map((_, i) => states(`burst-${i}`)));
+      expect(new Set(all.map((x) => JSON.stringify(x))).size).toBe(1);
+      expect(all[0]!.assessed).toBe('assessed');
+    });
+
     it('decides every state of a device from its reported facts', async () => {
       const dev = await h.enroll({ hostname: 'web-1' });
       await report(dev, 'web-1', inv.packages);

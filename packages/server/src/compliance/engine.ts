@@ -161,7 +161,11 @@ export class ComplianceEngine {
             ? sql`select ${contextId}::int, unnest(${pks}::int[]), unnest(${states}::text[]), unnest(${details}::text[])`
             : sql`select ${contextId}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
                   from json_each(${JSON.stringify(pks.map((pk, i) => [pk, states[i], details[i]]))})`;
-        await sql`insert into context_states (context_id, patch_pk, state, detail) ${rows}`.execute(tx);
+        // two devices with the same new inventory fill the same context at once: on PostgreSQL the
+        // second one's delete cannot see the first one's rows, so its insert meets them (the same
+        // states: both evaluated the same facts) and updates them instead of failing
+        const upsert = this.dialect === 'postgres' ? sql`on conflict (context_id, patch_pk) do update set state = excluded.state, detail = excluded.detail` : sql``;
+        await sql`insert into context_states (context_id, patch_pk, state, detail) ${rows} ${upsert}`.execute(tx);
       }
       await tx.updateTable('eval_contexts').set(ctxSet).where('id', '=', contextId).execute();
       if (alsoPoint) await tx.updateTable('devices').set({ context_id: contextId }).where('id', '=', alsoPoint).execute();

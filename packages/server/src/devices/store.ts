@@ -53,10 +53,14 @@ function toSummary(r: Row, labels: string[]): DeviceSummary {
   };
 }
 
-function baseQuery(db: Kysely<DB>) {
-  // needed patches per evaluation context, counted once per context (devices share them)
+function baseQuery(db: Kysely<DB>, onlyDevice?: string) {
+  // needed patches per evaluation context, counted once per context (devices share them); for
+  // one device, in its own context only
   return db
-    .with('nc', (w) => w.selectFrom('effective_states').select(['context_id', (eb) => eb.fn.countAll<number>().as('n')]).where('state', '=', 'needed').groupBy('context_id'))
+    .with('nc', (w) => {
+      const q = w.selectFrom('effective_states').select(['context_id', (eb) => eb.fn.countAll<number>().as('n')]).where('state', '=', 'needed');
+      return (onlyDevice === undefined ? q : q.where('context_id', '=', (eb) => eb.selectFrom('devices').select('context_id').where('id', '=', onlyDevice))).groupBy('context_id');
+    })
     .selectFrom('devices as d')
     .leftJoin('groups as g', 'g.id', 'd.group_id')
     .leftJoin('nc', 'nc.context_id', 'd.context_id')
@@ -153,7 +157,7 @@ export async function resolveDeviceId(db: Kysely<DB>, ref: string): Promise<stri
 
 export async function getDevice(db: Kysely<DB>, ref: string): Promise<DeviceDetail> {
   const id = await resolveDeviceId(db, ref);
-  const r = await baseQuery(db)
+  const r = await baseQuery(db, id)
     .select(['d.system_hash', 'd.package_set_id'])
     .leftJoin('package_sets as s', 's.id', 'd.package_set_id')
     .select('s.hash as set_hash')

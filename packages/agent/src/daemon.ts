@@ -8,7 +8,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { PatchwardenError } from '@patchwarden/core';
 import { processJobs, type JobOptions, type JobPass } from './jobs/loop.js';
-import { runLoop, Waker, type LoopOptions } from './run.js';
+import { runLoop, Waker, type CheckinResult, type LoopOptions } from './run.js';
 import { loadState } from './state.js';
 
 export interface DaemonOptions extends LoopOptions, JobOptions {
@@ -58,24 +58,71 @@ export function watchDevice(root: string, files: readonly string[], onChange: (w
   };
 }
 
-async function jobLoop(opts: DaemonOptions, waker: Waker): Promise<void> {
-  let failures = 0;
+/**
+ * The job side's failures in a row and its pause between tries. Hearing from the server (a
+ * check-in that got through) ends a pause running now and starts the count again: after an
+ * outage the check-in loop gets through first, and jobs (a report still to send, an install
+ * waiting to be handed out) should not sit out a backoff that grew while the server was away,
+ * nor start the next outage from where the last one left the count.
+ */
+class Backoff {
+  private failures = 0;
+  private current: AbortController | null = null;
+  /** one more failure: the seconds to wait before the next try */
+  failed(): number {
+    this.failures++;
+    return retryDelay(this.failures);
+  }
+  succeeded(): void {
+    this.failures = 0;
+  }
+  async pause(seconds: number, signal?: AbortSignal): Promise<void> {
+    const c = new AbortController();
+    this.current = c;
+    const stop = () => c.abort();
+    signal?.addEventListener('abort', stop, { once: true });
+    try {
+      await new Waker().sleep(seconds * 1000, c.signal);
+    } finally {
+      signal?.removeEventListener('abort', stop);
+      if (this.current === c) this.current = null;
+    }
+  }
+  /** the server answered a check-in */
+  serverBack(): void {
+    this.failures = 0;
+    this.current?.abort();
+  }
+}
+
+/** Seconds before the n-th retry in a row: 2^n, at most 5 minutes, ±50 % so a fleet spreads out. */
+export function retryDelay(failures: number, random: () => number = Math.random): number {
+  return Math.min(300, 2 ** Math.min(failures, 9)) * (0.5 + random());
+}
+
+async function jobLoop(opts: DaemonOptions, waker: Waker, backoff: Backoff): Promise<void> {
   const pause = (s: number) => new Waker().sleep(s * 1000, opts.signal);
   while (!opts.signal?.aborted) {
     try {
       const pass = await processJobs(opts, opts.jobWaitSeconds ?? 30);
-      failures = 0;
       opts.onPass?.(pass);
       if (pass.ran.length || pass.scanRequested) waker.wake();
-      if (!pass.installs) continue;
-      else if (pass.waiting.length) await pause(30);
+      if (pass.retrying?.length) {
+        // a job stopped by the network or the server's trouble (nothing on the device changed):
+        // tried again with the same growing waits as any other failure
+        const wait = backoff.failed();
+        opts.onJobError?.(new PatchwardenError('E_SERVER_UNREACHABLE', pass.retrying.map((r) => `job ${r.id}: ${r.reason}`).join('; ')), wait);
+        await backoff.pause(wait, opts.signal);
+        continue;
+      }
+      backoff.succeeded();
+      if (pass.installs && pass.waiting.length) await pause(30);
     } catch (err) {
       const code = err instanceof PatchwardenError ? err.code : undefined;
       if (code && FATAL.has(code)) throw err;
-      failures++;
-      const wait = Math.min(300, 2 ** Math.min(failures, 8)) * (0.5 + Math.random());
+      const wait = backoff.failed();
       opts.onJobError?.(err, wait);
-      await pause(wait);
+      await backoff.pause(wait, opts.signal);
     }
   }
 }
@@ -84,7 +131,10 @@ async function jobLoop(opts: DaemonOptions, waker: Waker): Promise<void> {
 export async function runAgent(opts: DaemonOptions): Promise<void> {
   const waker = opts.waker ?? new Waker();
   const state = loadState(opts.dataDir);
-  const stop = opts.monitor === false ? () => {} : watchDevice(opts.collect.root, state.collect?.files ?? [], () => waker.wake());
+  // only the files a verified rule names are watched, as only they are read
+  const asked = state.collect?.files ?? [];
+  const watched = asked.length && opts.collect.vouch ? await opts.collect.vouch(asked).catch(() => []) : asked;
+  const stop = opts.monitor === false ? () => {} : watchDevice(opts.collect.root, watched, () => waker.wake());
   // one loop ending with a fatal error stops the other
   const inner = new AbortController();
   opts.signal?.addEventListener('abort', () => inner.abort(), { once: true });
@@ -92,9 +142,18 @@ export async function runAgent(opts: DaemonOptions): Promise<void> {
     inner.abort();
     throw err;
   };
-  const o = { ...opts, signal: inner.signal, waker };
+  const backoff = new Backoff();
+  const o = {
+    ...opts,
+    signal: inner.signal,
+    waker,
+    onResult: (r: CheckinResult) => {
+      backoff.serverBack();
+      opts.onResult?.(r);
+    },
+  };
   try {
-    await Promise.all([runLoop(o).catch(stopBoth), jobLoop(o, waker).catch(stopBoth)]);
+    await Promise.all([runLoop(o).catch(stopBoth), jobLoop(o, waker, backoff).catch(stopBoth)]);
   } finally {
     inner.abort();
     stop();

@@ -291,6 +291,21 @@ export async function downloadToFile(
   const url = new URL(path, base);
   const { mod, agent } = connection(url);
   const resumedFrom = have < expect.size ? have : 0;
+  // a full disk ends the download with a coded error and takes the partial file away, so the
+  // space comes back and nothing half-written is left to be taken for the package
+  const diskError = (err: unknown): PatchwardenError | null => {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOSPC' && code !== 'EDQUOT') return null;
+    try {
+      unlinkSync(part);
+    } catch {
+      // it was never created
+    }
+    return new PatchwardenError('E_DISK_FULL', `no space left on the device for ${url.pathname} (${expect.size} bytes) at ${part}; the partial file was removed`, {
+      hint: 'free space in the agent\'s data directory, then deploy again',
+      cause: err,
+    });
+  };
   if (have < expect.size) {
     await new Promise<void>((resolve, reject) => {
       const headers: Record<string, string> = { 'user-agent': 'patchwarden-agent', ...credentialHeaders(opts.token, 'GET', url, undefined) };
@@ -315,7 +330,13 @@ export async function downloadToFile(
           return;
         }
         let n = status === 206 ? have : 0;
-        const fd = openSync(part, status === 206 ? 'a' : 'w', 0o600);
+        let fd: number;
+        try {
+          fd = openSync(part, status === 206 ? 'a' : 'w', 0o600);
+        } catch (err) {
+          req.destroy();
+          return reject(diskError(err) ?? err);
+        }
         let closed = false;
         // end, aborted and error can each arrive (and more than one): the file is closed once
         const done = (err?: Error) => {
@@ -337,9 +358,20 @@ export async function downloadToFile(
             req.destroy(new PatchwardenError('E_DIGEST_MISMATCH', `${url.pathname} is longer than the ${expect.size} bytes the signed manifest states`));
             return;
           }
-          writeSync(fd, c);
+          try {
+            // a write may take part of the chunk (a disk filling up): the rest follows, or fails
+            for (let off = 0; off < c.length; ) off += writeSync(fd, c, off, c.length - off);
+          } catch (err) {
+            // thrown here it would end the whole agent: the download stops instead
+            closed = true;
+            closeSync(fd);
+            reject(diskError(err) ?? new PatchwardenError('E_INTERNAL', `cannot write ${part}: ${(err as Error).message}`, { cause: err }));
+            req.destroy();
+          }
         });
-        res.on('error', (e) => done(e));
+        res.on('error', (e) =>
+          done(e instanceof PatchwardenError ? e : new PatchwardenError('E_SERVER_UNREACHABLE', `the download of ${url.pathname} was cut off at ${n} bytes (${e.message}); it resumes from there`, { cause: e })),
+        );
         res.on('aborted', () => done(new PatchwardenError('E_SERVER_UNREACHABLE', `the download of ${url.pathname} was cut off at ${n} bytes; it resumes from there`)));
         res.on('end', () => done());
       });

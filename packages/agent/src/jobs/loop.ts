@@ -33,6 +33,8 @@ export interface JobPass {
   installs: boolean;
   ran: { id: string; kind: string; patch: string; state: FinalJobState }[];
   waiting: { id: string; reason: string }[];
+  /** of those waiting, the jobs stopped by the network or the server (a download cut off, a 5xx): retried with backoff */
+  retrying?: { id: string; reason: string }[];
   /** reboots run in this pass */
   rebooted: string[];
   /** an administrator asked for a scan: check in now */
@@ -71,7 +73,7 @@ export async function fetchJobs(opts: JobOptions, waitSeconds = 0, installs = tr
  * run every job that can run now. A job waiting for a prerequisite runs after the others.
  */
 export async function processJobs(opts: JobOptions, waitSeconds = 0): Promise<JobPass> {
-  const pass: JobPass = { installs: true, ran: [], waiting: [], rebooted: [], scanRequested: false };
+  const pass: JobPass = { installs: true, ran: [], waiting: [], retrying: [], rebooted: [], scanRequested: false };
   if (!loadState(opts.dataDir).installs) {
     // a report-only agent takes no job, but hears "scan now"
     const answer = await fetchJobs(opts, waitSeconds, false);
@@ -86,6 +88,7 @@ export async function processJobs(opts: JobOptions, waitSeconds = 0): Promise<Jo
   }
   let progress = true;
   const deferred = new Map<string, string>();
+  const transient = new Set<string>();
   while (progress) {
     progress = false;
     for (const j of Journal.all(opts.dataDir)) {
@@ -97,12 +100,16 @@ export async function processJobs(opts: JobOptions, waitSeconds = 0): Promise<Jo
       } catch (err) {
         if (!(err instanceof Deferred)) throw err;
         deferred.set(j.job.id, err.message);
+        // the runner journals a transient stop (server or network trouble, nothing changed) as "will retry"
+        if (j.record.events[j.record.events.length - 1]?.message?.startsWith('will retry:')) transient.add(j.job.id);
+        else transient.delete(j.job.id);
       }
     }
     // a prerequisite may have been installed in this round: let the waiting ones try again
     if (progress && deferred.size) deferred.clear();
   }
   pass.waiting = [...deferred].map(([id, reason]) => ({ id, reason }));
+  pass.retrying = pass.waiting.filter((w) => transient.has(w.id));
   pass.rebooted = await rebootIfDue(opts, ctx);
   return pass;
 }

@@ -137,9 +137,49 @@ async function openPostgres(opts: OpenOptions): Promise<Database> {
       cause: err,
     });
   }
+  // an idle connection that PostgreSQL ends (a restart, a failover, a cut network) leaves the
+  // pool, which makes a new one for the next query; unheard, the pool's 'error' would end the server
+  pool.on('error', () => {});
+  // while PostgreSQL is away, a query that cannot get a connection fails with a coded error
+  // (503 E_DATABASE), so callers see "unavailable", not an internal error
+  const heard = new WeakSet<pg.PoolClient>();
+  const guarded = {
+    connect: async () => {
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (err) {
+        throw databaseUnavailable(err);
+      }
+      // a connection that dies while a query holds it fails that query and leaves the pool on
+      // release; its 'error' event, unheard, would end the server. The event carries the error
+      // the query failed with (a socket's ECONNRESET, say), marked here so it is answered as E_DATABASE
+      if (!heard.has(client)) {
+        heard.add(client);
+        client.on('error', (err: Error) => lostConnections.add(err));
+      }
+      return client;
+    },
+    end: () => pool.end(),
+  };
   const log = queryLog(opts.onQuery);
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }), ...(log ? { log } : {}) });
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: guarded }), ...(log ? { log } : {}) });
   return { db, dialect: 'postgres', location: redactUrl(opts.url), close: () => db.destroy() };
+}
+
+/** Errors a query failed with because its PostgreSQL connection died under it. */
+const lostConnections = new WeakSet<Error>();
+
+export function isLostConnection(err: unknown): boolean {
+  return err instanceof Error && lostConnections.has(err);
+}
+
+/** PostgreSQL could not be reached or dropped the connection: the request may be tried again. */
+export function databaseUnavailable(err: unknown): PatchwardenError {
+  return new PatchwardenError('E_DATABASE', `the database is unavailable: ${(err as Error).message || String(err)}`, {
+    hint: 'PostgreSQL is down, restarting or unreachable; try again shortly (agents retry on their own)',
+    cause: err,
+  });
 }
 
 /** Runs the migrations not yet applied: all of them, or up to and including `to`. */

@@ -1,6 +1,7 @@
 /** Turns every failure into `{ error: { code, message, hint? } }` with the code's HTTP status. */
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { PatchwardenError, type ErrorCode } from '@patchwarden/core';
+import { databaseUnavailable, isLostConnection } from '../db/database.js';
 
 function fromFastify(err: FastifyError): PatchwardenError | null {
   if (err.validation) {
@@ -36,10 +37,22 @@ function fromFastify(err: FastifyError): PatchwardenError | null {
  * SQLSTATE 22021): whatever parameter carried it, that is the request's fault, not the server's.
  */
 function fromDatabase(err: FastifyError): PatchwardenError | null {
-  if ((err as { code?: unknown }).code === '22021' && /0x00/.test(err.message)) {
+  const code = (err as { code?: unknown }).code;
+  if (code === '22021' && /0x00/.test(err.message)) {
     return new PatchwardenError('E_VALIDATION', 'text in this request holds a NUL character, which is not allowed', { hint: 'remove the \\0 character' });
   }
+  if (isLostConnection(err) || connectionLost(code, err.message)) return databaseUnavailable(err);
   return null;
+}
+
+/**
+ * PostgreSQL went away under a query: shut down or restarting (SQLSTATE 57P01-57P03), a
+ * connection exception (class 08), too many connections (53300), or the driver's own words for
+ * a connection that ended. The answer is 503: check-ins and job reports are idempotent, so agents send them again.
+ */
+function connectionLost(code: unknown, message: string): boolean {
+  if (typeof code === 'string' && (/^57P0[123]$/.test(code) || /^08...$/.test(code) || code === '53300')) return true;
+  return /^(Connection terminated( unexpectedly)?|Client has encountered a connection error and is not queryable|Client was closed and is not queryable)$/.test(message);
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {
@@ -48,6 +61,9 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (!pw) {
       req.log.error({ err }, 'unhandled error');
       pw = new PatchwardenError('E_INTERNAL', 'internal server error', { hint: 'see the server log for details' });
+    } else if (pw.code === 'E_DATABASE') {
+      // an outage fails every request alike: one line each, without the stack
+      req.log.warn({ code: pw.code }, pw.message);
     } else if (pw.httpStatus >= 500) {
       req.log.error({ err }, pw.message);
     }

@@ -5,7 +5,8 @@
  * an interrupted sync resumed after the local server was killed; hostile networks and pins
  * refused with nothing switched; and an export file carried to a third, air-gapped server.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { DEVICE_SIGNATURE_HEADERS, deviceSigner, EMPTY_BODY_SHA256, type DeviceKeyPair } from '@patchwarden/core';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,13 +41,23 @@ interface Report {
   transfer: { requests: number; bytes: number };
 }
 
-/** tuf-js, as a device's client, fetching from a server with a device token. */
+/** tuf-js, as a device's client, fetching from a server with a device's token, each request signed with its key. */
 class TokenFetcher extends BaseFetcher {
-  constructor(private readonly token: string) {
+  private readonly sign: ReturnType<typeof deviceSigner>;
+  constructor(
+    private readonly token: string,
+    key: DeviceKeyPair,
+  ) {
     super();
+    this.sign = deviceSigner(key);
   }
   async fetch(url: string): Promise<ReadableStream<Uint8Array<ArrayBuffer>>> {
-    const res = await fetch(url, { headers: { authorization: `Bearer ${this.token}` } });
+    const u = new URL(url);
+    const date = Date.now();
+    const nonce = randomBytes(18).toString('base64url');
+    const signature = this.sign({ method: 'GET', path: u.pathname + u.search, date, nonce, bodySha256: EMPTY_BODY_SHA256 });
+    const headers = { authorization: `Bearer ${this.token}`, [DEVICE_SIGNATURE_HEADERS.date]: String(date), [DEVICE_SIGNATURE_HEADERS.nonce]: nonce, [DEVICE_SIGNATURE_HEADERS.signature]: signature };
+    const res = await fetch(url, { headers });
     if (res.status !== 200) throw new DownloadHTTPError(`HTTP ${res.status}`, res.status);
     return res.body as ReadableStream<Uint8Array<ArrayBuffer>>;
   }
@@ -133,13 +144,13 @@ describe('a local patch server syncing from a central one, and an air-gapped sit
     expect(states.body.items).toContainEqual(expect.objectContaining({ patch: 'debian/zlib-needed', state: 'needed' }));
 
     // a TUF client pinned to the central root verifies what the local server serves
-    const deviceToken = JSON.parse(readFileSync(join(agentDir, 'agent.json'), 'utf8')).token as string;
+    const agentState = JSON.parse(readFileSync(join(agentDir, 'agent.json'), 'utf8')) as { token: string; key: DeviceKeyPair };
     const meta = join(dir, 'tuf-client', 'meta');
     const targets = join(dir, 'tuf-client', 'targets');
     mkdirSync(meta, { recursive: true });
     mkdirSync(targets, { recursive: true });
     writeFileSync(join(meta, 'root.json'), rootBytes);
-    const u = new Updater({ metadataDir: meta, metadataBaseUrl: `${local.url}/api/v1/tuf/metadata`, targetDir: targets, targetBaseUrl: `${local.url}/api/v1/tuf/targets`, fetcher: new TokenFetcher(deviceToken) });
+    const u = new Updater({ metadataDir: meta, metadataBaseUrl: `${local.url}/api/v1/tuf/metadata`, targetDir: targets, targetBaseUrl: `${local.url}/api/v1/tuf/targets`, fetcher: new TokenFetcher(agentState.token, agentState.key) });
     await u.refresh();
     const info = await u.getTargetInfo('debian/zlib-needed.json');
     expect(info).toBeDefined();

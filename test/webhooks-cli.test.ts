@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyWebhook } from '@patchwarden/core';
-import { api, assertBuilt, cli, startServerProcess, type ServerProcess } from './support/processes.js';
+import { api, assertBuilt, cli, deviceFetch, startServerProcess, type ServerProcess } from './support/processes.js';
 import { makeRoot } from './support/sandbox.js';
 
 const arch = process.arch === 'arm64' ? 'arm64' : 'amd64';
@@ -59,7 +59,6 @@ describe('webhooks and deploy status --watch through the CLI and a server proces
     });
   });
   let hookUrl: string;
-  let deviceToken: string;
 
   beforeAll(async () => {
     assertBuilt();
@@ -76,7 +75,6 @@ describe('webhooks and deploy status --watch through the CLI and a server proces
     expect(e.status, e.stderr).toBe(0);
     const run = await cli(['agent', 'run', '--once', ...agentArgs]);
     expect(run.status, run.stderr).toBe(0);
-    deviceToken = JSON.parse(readFileSync(join(dir, 'agent', 'agent.json'), 'utf8')).token;
     const up = await api(server, 'POST', '/api/v1/catalog/patches', {
       patches: [patch('test/dpkg', 'dpkg', `${installedVersion('dpkg')}+fix1`), patch('test/unused', 'zzz-not-installed', '1.0')],
       coverage: bookworm,
@@ -157,13 +155,14 @@ describe('webhooks and deploy status --watch through the CLI and a server proces
     const watching = cli(['deploy', 'status', id, '--watch', '--interval', '0.3', ...flags]);
     await new Promise((res) => setTimeout(res, 1200));
     // the device fails its job: job.failed, then the ring crosses its threshold
-    const jobs = await fetch(`${server.url}/api/v1/agent/jobs`, { headers: { authorization: `Bearer ${deviceToken}` } }).then((x) => x.json() as Promise<{ jobs: { id: string }[] }>);
+    const agentDir = join(dir, 'agent');
+    const jobs = await deviceFetch(agentDir, `${server.url}/api/v1/agent/jobs`).then((x) => x.json() as Promise<{ jobs: { id: string }[] }>);
     expect(jobs.jobs).toHaveLength(1);
     const jobId = jobs.jobs[0]!.id;
     const at = new Date().toISOString();
-    const rep = await fetch(`${server.url}/api/v1/agent/jobs/${jobId}/report`, {
+    const rep = await deviceFetch(agentDir, `${server.url}/api/v1/agent/jobs/${jobId}/report`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${deviceToken}`, 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ jobId, state: 'failed', events: [{ at, state: 'installing' }, { at, state: 'failed', message: 'dpkg: error processing package' }] }),
     });
     expect(rep.status).toBe(200);

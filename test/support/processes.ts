@@ -4,6 +4,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createHash, randomBytes } from 'node:crypto';
+import { DEVICE_SIGNATURE_HEADERS, deviceSigner, EMPTY_BODY_SHA256, type DeviceKeyPair } from '@patchwarden/core';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = join(ROOT, 'packages/cli/bin/patchwarden.js');
@@ -147,4 +149,30 @@ export async function api<T = unknown>(server: ServerProcess, method: string, pa
   });
   const text = await res.text();
   return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+}
+
+/**
+ * A request as the agent in `agentDir` makes it: its bearer token and its signature (method,
+ * path with query, clock, a fresh nonce and the body's SHA-256), for tests that speak for a device
+ * by hand (a malformed body, a job report).
+ */
+export function deviceFetch(agentDir: string, url: string, init: { method?: 'GET' | 'POST'; body?: string; headers?: Record<string, string> } = {}): Promise<Response> {
+  const state = JSON.parse(readFileSync(join(agentDir, 'agent.json'), 'utf8')) as { token: string; key: DeviceKeyPair };
+  const u = new URL(url);
+  const method = init.method ?? 'GET';
+  const date = Date.now();
+  const nonce = randomBytes(18).toString('base64url');
+  const bodySha256 = init.body === undefined ? EMPTY_BODY_SHA256 : createHash('sha256').update(init.body).digest('hex');
+  const signature = deviceSigner(state.key)({ method, path: u.pathname + u.search, date, nonce, bodySha256 });
+  return fetch(url, {
+    method,
+    headers: {
+      authorization: `Bearer ${state.token}`,
+      [DEVICE_SIGNATURE_HEADERS.date]: String(date),
+      [DEVICE_SIGNATURE_HEADERS.nonce]: nonce,
+      [DEVICE_SIGNATURE_HEADERS.signature]: signature,
+      ...init.headers,
+    },
+    ...(init.body === undefined ? {} : { body: init.body }),
+  });
 }

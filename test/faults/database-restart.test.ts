@@ -145,7 +145,7 @@ describe.skipIf(missing !== null)('fault: PostgreSQL stops and starts while devi
     for (const d of [...devices.map((x) => x.root), processRoot]) bumpPackage(d, 'pw-fault-3', '1.0-2');
     await until(
       'three failed check-ins on every device',
-      async () => devices.every((d) => d.attempts.filter((a) => !a.ok && a.at > downAt).length >= 3) && /check-in failed: the database is unavailable.*retrying in \d+ s/.test(processAgent.output()),
+      async () => devices.every((d) => d.attempts.filter((a) => !a.ok && a.at > downAt).length >= 3) && /check-in failed: E_DATABASE: the database is unavailable.*retrying in \d+ s/.test(processAgent.output()),
       60_000,
       show,
     );

@@ -148,7 +148,7 @@ describe('fault: the network is cut during a package download', () => {
       daemon = spawnAgent(['run', '--interval', '60', ...d.args]);
       await until('the job to end', async () => (await jobState(d.job)).state !== 'queued', 120_000, () => daemon!.output());
       const out = daemon.output();
-      const retries = [...out.matchAll(new RegExp(`jobs: job ${d.job}: the download of \\S+ was cut off at (\\d+) bytes; it resumes from there; retrying in (\\d+) s`, 'g'))];
+      const retries = [...out.matchAll(new RegExp(`jobs: E_SERVER_UNREACHABLE: job ${d.job}: the download of \\S+ was cut off at (\\d+) bytes; it resumes from there; retrying in (\\d+) s`, 'g'))];
       expect(retries.map((m) => Number(m[1])), out).toHaveLength(3);
       // every try continued from where the last one stopped
       const offsets = retries.map((m) => Number(m[1]));

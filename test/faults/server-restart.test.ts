@@ -152,7 +152,7 @@ describe('fault: the server is killed during a deployment and started again', ()
       const j = journal(a);
       return j?.record.outcome?.state === 'done' && !j.finished && (ledger.answers.get(j.job.id) ?? []).some((x) => x.status === 0);
     }, 60_000, show);
-    await until('the other agents to notice the server is gone', () => second.every((h) => /jobs: cannot reach the server/.test(daemons[h]!.output())), 60_000, show);
+    await until('the other agents to notice the server is gone', () => second.every((h) => /jobs: E_SERVER_UNREACHABLE: cannot reach the server/.test(daemons[h]!.output())), 60_000, show);
     await restart();
     await until(`${a}'s report to be stored`, async () => (await jobs()).find((j) => j.device.hostname === a)?.state === 'done', 90_000, show);
 
@@ -223,7 +223,7 @@ describe('fault: the server is killed during a deployment and started again', ()
 
   it('after a long outage the job side comes back with the first check-in, not after the backoff it grew meanwhile', async () => {
     const deployment = (await api<{ items: { id: string }[] }>(server, 'GET', '/api/v1/deployments')).body.items[0]!.id;
-    const failures = (h: string) => (daemons[h]!.output().match(/ jobs: cannot reach the server/g) ?? []).length;
+    const failures = (h: string) => (daemons[h]!.output().match(/ jobs: E_SERVER_UNREACHABLE: cannot reach the server/g) ?? []).length;
     const checkins = (h: string) => (daemons[h]!.output().match(/ checked in: /g) ?? []).length;
     // every device is in touch with the server before it goes away
     const seen = HOSTS.map(checkins);

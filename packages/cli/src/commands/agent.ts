@@ -179,8 +179,8 @@ export function agentCommands(program: Command): void {
       monitor: flags.monitor !== false,
       signal: controller.signal,
       onResult: (r) => log(describe(r)),
-      onError: (err, retry) => console.error(`${new Date().toISOString()} check-in failed: ${(err as Error).message}; retrying in ${Math.round(retry)} s`),
-      onJobError: (err, retry) => console.error(`${new Date().toISOString()} jobs: ${(err as Error).message}; retrying in ${Math.round(retry)} s`),
+      onError: (err, retry) => console.error(`${new Date().toISOString()} check-in failed: ${coded(err)}; retrying in ${Math.round(retry)} s`),
+      onJobError: (err, retry) => console.error(`${new Date().toISOString()} jobs: ${coded(err)}; retrying in ${Math.round(retry)} s`),
     });
   });
 
@@ -253,4 +253,11 @@ export function agentCommands(program: Command): void {
       console.log(`${f.system.hostname}: ${os.prettyName ?? os.family} (${os.machine}), kernel ${f.system.kernel.release}, time zone ${f.system.timezone ?? 'unknown'}`);
       for (const c of f.system.collectors) console.log(`  collector ${c.name}: ${c.status}${c.count === undefined ? '' : `, ${c.count} packages`}${c.message ? ` — ${c.message}` : ''}`);
     });
+}
+
+/** An error for the agent's log: its code first where it has one (E_DATABASE, E_DEVICE_PENDING …). */
+function coded(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  const message = (err as Error).message ?? String(err);
+  return typeof code === 'string' && /^E_[A-Z_]+$/.test(code) ? `${code}: ${message}` : message;
 }

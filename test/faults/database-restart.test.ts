@@ -15,7 +15,7 @@ import { collectFacts, enrollAgent, runAgent, type CheckinResult } from '@patchw
 import { api, assertBuilt, cli, startServerProcess, type ServerProcess } from '../support/processes.js';
 import { spawnAgent, type AgentRun } from '../support/patching.js';
 import { bumpPackage, makeRoot } from '../support/sandbox.js';
-import { findPostgresBin, startPrivatePostgres, type PrivatePostgres } from '../support/faults.js';
+import { findPostgresBin, startPrivatePostgres, type PrivatePostgres, until } from '../support/faults.js';
 
 const HOSTS = ['db-fault-1', 'db-fault-2', 'db-fault-3', 'db-fault-4'];
 const INTERVAL = 30;
@@ -51,15 +51,6 @@ function statusFile(packages: number): string {
   return text;
 }
 
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms: number, show: () => string = () => ''): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${show()}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 describe.skipIf(missing !== null)('fault: PostgreSQL stops and starts while devices check in', () => {
   assertBuilt();

@@ -14,20 +14,11 @@ import { Journal, loadState } from '@patchwarden/agent';
 import { downloadToFile } from '../../packages/agent/src/transport.js';
 import { api, assertBuilt, cli, startServerProcess, type ServerProcess } from '../support/processes.js';
 import { audit, deviceId, makeDevice, packageStates, spawnAgent, type AgentRun } from '../support/patching.js';
-import { cuttingProxy, publishVendorPatch, reportLedger, type VendorPatch } from '../support/faults.js';
+import { cuttingProxy, publishVendorPatch, reportLedger, type VendorPatch, until } from '../support/faults.js';
 
 const NAME = 'pw-large';
 const CUT = 1024 * 1024;
 
-async function until<T>(what: string, f: () => Promise<T | undefined | false> | T | undefined | false, ms: number, show: () => string = () => ''): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${show()}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe('fault: the network is cut during a package download', () => {
   assertBuilt();

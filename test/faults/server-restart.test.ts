@@ -16,7 +16,7 @@ import { Journal } from '@patchwarden/agent';
 import { buildDeb } from '../../packages/agent/src/installers/testing.js';
 import { api, assertBuilt, cli, startServerProcess, type ServerProcess } from '../support/processes.js';
 import { audit, deviceId, makeDevice, packageStates, publishPatch, spawnAgent, trustAuthor, type AgentRun } from '../support/patching.js';
-import { reportLedger } from '../support/faults.js';
+import { reportLedger, until } from '../support/faults.js';
 
 const PATCH = 'custom/pw-restart-1.0-2';
 const HOSTS = ['restart-a', 'restart-b', 'restart-c'];
@@ -29,15 +29,6 @@ interface Job {
   handedAt: string | null;
 }
 
-async function until<T>(what: string, f: () => Promise<T | undefined | false> | T | undefined | false, ms: number, show: () => string = () => ''): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${show()}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe('fault: the server is killed during a deployment and started again', () => {
   assertBuilt();

@@ -395,3 +395,14 @@ export async function publishVendorPatch(
     close: () => new Promise<void>((r) => repo.close(() => r())),
   };
 }
+
+/** Polls `f` until it gives a value (not undefined or false), or fails after `ms` with `show()`'s output. */
+export async function until<T>(what: string, f: () => Promise<T | undefined | false> | T | undefined | false, ms: number, show: () => string = () => ''): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${show()}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
